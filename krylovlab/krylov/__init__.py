@@ -1,0 +1,1 @@
+"""Classic Krylov methods, one file per method, all on the kernel layer."""
