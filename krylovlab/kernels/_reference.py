@@ -47,3 +47,13 @@ def jacobi(inv_diag, r, z):
     """z ← D⁻¹ r; return rᴴ z."""
     z[...] = inv_diag * r
     return np.vdot(r, z)
+
+
+def sor_sweep(indptr, indices, data, x, b, omega, start, stop, step):
+    """One SOR sweep over rows range(start, stop, step), x updated in place."""
+    for i in range(start, stop, step):
+        cols = indices[indptr[i]:indptr[i + 1]]
+        vals = data[indptr[i]:indptr[i + 1]]
+        diag = vals[cols == i].sum()
+        off = np.sum(vals[cols != i] * x[cols[cols != i]])
+        x[i] = (1 - omega) * x[i] + omega * (b[i] - off) / diag

@@ -6,6 +6,7 @@ reachable as ``kernel.serial`` and ``kernel.parallel``.
 """
 
 from ._cg import cg_csr
+from ._relax import sor_sweep
 from ._blas import (
     PARALLEL_THRESHOLD,
     axpby,
@@ -27,4 +28,5 @@ __all__ = [
     "norm2",
     "spmv",
     "spmv_dot",
+    "sor_sweep",
 ]
