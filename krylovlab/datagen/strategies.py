@@ -1,0 +1,193 @@
+"""Ways to solve one shard of samples, in order, carrying what helps the next solve.
+
+Each strategy is created per shard (so a shard's results never depend on
+what another shard did), then ``solve(A, b)`` is called for the shard's
+samples in solving order.  Every strategy warm-starts from the previous
+solution where that is meaningful; the stopping rule is always krylovlab's
+(``‖b − A x‖ ≤ rtol·‖b‖``, independent of the initial guess).
+
+=================  =================================================================
+``direct``         sparse LU (SuperLU) per matrix; one factorisation per shard when
+                   the family's matrix does not vary
+``cg``             krylovlab CG, warm start (SPD families)
+``gmres``          krylovlab GMRES(40), warm start (any family)
+``amg-cg``         CG preconditioned by a pyamg smoothed-aggregation hierarchy built
+                   on the shard's first matrix and rebuilt when iterations grow
+                   past 1.5× those right after the last rebuild (SPD families)
+``gcrodr``         krylovlab GCRO-DR(40, 20) carrying its recycle space (needs
+                   `krylovlab.recycle`)
+``rcg``            krylovlab recycled CG (SPD; needs `krylovlab.recycle`)
+=================  =================================================================
+"""
+
+from __future__ import annotations
+
+import importlib.util
+
+import numpy as np
+import scipy.sparse.linalg as spla
+
+
+def _have(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ModuleNotFoundError:
+        return False
+
+
+class Strategy:
+    name = ""
+
+    def __init__(self, family, rtol: float):
+        self.family = family
+        self.rtol = float(rtol)
+        self.prev = None
+
+    def solve(self, A, b):
+        """Return ``(x, iterations)``; raise `RuntimeError` if it did not converge."""
+        raise NotImplementedError  # abstract
+
+    def describe(self) -> str:
+        return self.name
+
+
+class Direct(Strategy):
+    name = "direct"
+
+    def __init__(self, family, rtol):
+        super().__init__(family, rtol)
+        self._lu = None
+        self._for = None
+
+    def solve(self, A, b):
+        if self._lu is None or self.family.matrix_varies or self._for is not A:
+            self._lu = spla.splu(A.tocsc())
+            self._for = A
+        x = self._lu.solve(np.asarray(b, dtype=np.result_type(A.dtype, b.dtype)))
+        return x, 0
+
+
+class _KrylovStrategy(Strategy):
+    method = "cg"
+    options: dict = {}
+
+    def _solver(self, A):
+        import krylovlab
+
+        return krylovlab.get_solver_class(self.method)(A, rtol=self.rtol, maxiter=20 * A.shape[0],
+                                                      **self.options)
+
+    def solve(self, A, b):
+        solver = self._solver(A)
+        x0 = self.prev if self.prev is not None and self.prev.dtype == np.result_type(A.dtype, b.dtype) else None
+        res = solver.solve(b, x0)
+        if not res.converged:
+            raise RuntimeError(f"{self.name} did not converge: {res.status.name}")
+        self.prev = res.x
+        return res.x, res.iterations
+
+
+class CGWarm(_KrylovStrategy):
+    name = "cg"
+    method = "cg"
+
+
+class GMRESWarm(_KrylovStrategy):
+    name = "gmres"
+    method = "gmres"
+    options = {"restart": 40}
+
+
+class AMGCG(Strategy):
+    name = "amg-cg"
+
+    def __init__(self, family, rtol):
+        super().__init__(family, rtol)
+        self._ml = None
+        self._base_iters = None
+
+    def solve(self, A, b):
+        import pyamg
+
+        import krylovlab
+
+        if self._ml is None:
+            self._ml = pyamg.smoothed_aggregation_solver(A)
+            self._base_iters = None
+        res = krylovlab.CG(A, rtol=self.rtol, maxiter=10 * A.shape[0], M=self._ml.aspreconditioner()).solve(
+            b, self.prev)
+        if not res.converged:
+            raise RuntimeError(f"amg-cg did not converge: {res.status.name}")
+        if self._base_iters is None:
+            self._base_iters = max(res.iterations, 1)
+        elif res.iterations > 1.5 * self._base_iters and self.family.matrix_varies:
+            self._ml = None  # rebuild on the next matrix
+        self.prev = res.x
+        return res.x, res.iterations
+
+
+class Recycling(Strategy):
+    """GCRO-DR or RCG from `krylovlab.recycle`, one solver object per shard."""
+
+    def __init__(self, family, rtol, method):
+        super().__init__(family, rtol)
+        self.name = method
+        self._solver = None
+
+    def solve(self, A, b):
+        import krylovlab
+
+        if self._solver is None:
+            cls = krylovlab.get_solver_class(self.name)
+            self._solver = cls(A, rtol=self.rtol, maxiter=20 * A.shape[0])
+        else:
+            self._solver.update_operator(A)
+        res = self._solver.solve(b, self.prev)
+        if not res.converged:
+            raise RuntimeError(f"{self.name} did not converge: {res.status.name}")
+        self.prev = res.x
+        return res.x, res.iterations
+
+
+def make(name: str, family, rtol: float) -> Strategy:
+    """Build strategy ``name`` for one shard."""
+    if name == "direct":
+        return Direct(family, rtol)
+    if name == "cg":
+        return CGWarm(family, rtol)
+    if name == "gmres":
+        return GMRESWarm(family, rtol)
+    if name == "amg-cg":
+        return AMGCG(family, rtol)
+    if name in ("gcrodr", "rcg"):
+        return Recycling(family, rtol, name)
+    raise ValueError(f"unknown solver strategy {name!r}; choose from {', '.join(available(family))} or 'auto'")
+
+
+def recycling_available() -> bool:
+    return _have("krylovlab.recycle.gcrodr")
+
+
+def available(family) -> list[str]:
+    """Strategies that apply to ``family`` with what is installed."""
+    names = ["direct"]
+    spd = family.symmetric and family.definite
+    if spd:
+        names += ["cg", "amg-cg"]
+    names.append("gmres")
+    if recycling_available():
+        names.append("gcrodr")
+        if spd and _have("krylovlab.recycle.rcg"):
+            names.append("rcg")
+    return names
+
+
+def candidates(family) -> list[str]:
+    """What ``solver="auto"`` calibrates among (skips hopeless ones by size)."""
+    names = available(family)
+    n, dim = family.n, family.dim
+    if (dim == 2 and n > 300_000) or (dim == 3 and n > 70_000):
+        names.remove("direct")  # fill-in makes LU slower than the iterative options
+    if family.symmetric and family.definite and "gmres" in names:
+        names.remove("gmres")  # CG-type methods dominate on SPD families
+    return names

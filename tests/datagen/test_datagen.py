@@ -1,0 +1,194 @@
+"""Data generation: stored samples meet the tolerance, resume is exact, Dask equals local, errors touch nothing."""
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+import krylovlab
+from krylovlab import datagen
+from krylovlab.datagen.cli import datagen as datagen_cmd
+from krylovlab.problems import get_family
+
+REPO = Path(krylovlab.__file__).resolve().parents[1]
+SMALL = dict(grid=8, seed=3, progress=False, shard_size=3)
+
+
+def _params_of(data, i, fam):
+    return {k: v[i] for k, v in data["inputs"].items()}
+
+
+def _check_dataset(path, n, family="darcy", grid=8, rtol=1e-8):
+    data = datagen.load(path)
+    fam = get_family(family, grid=grid)
+    assert data["solution"].shape == (n, grid, grid)
+    assert sorted(data["solve_rank"].tolist()) == list(range(n))
+    for i in range(n):
+        A, b = fam.assemble(_params_of(data, i, fam))
+        x = data["solution"][i].ravel()
+        rel = np.linalg.norm(b - A @ x) / np.linalg.norm(b)
+        assert rel <= rtol * (1 + 1e-6), (i, rel)
+        assert data["residual"][i] == pytest.approx(rel, rel=1e-6, abs=1e-18)
+    # the stored inputs are exactly the seeded samples
+    for i in range(n):
+        ref = fam.sample(datagen.sample_rng(data["meta"]["seed"], i))
+        for key, value in ref.items():
+            np.testing.assert_array_equal(data["inputs"][key][i], value)
+    return data
+
+
+@pytest.mark.parametrize("suffix", [".h5", ".npz"])
+@pytest.mark.parametrize("solver", ["auto", "cg", "direct"])
+def test_generate_stores_converged_samples(tmp_path, suffix, solver):
+    out = tmp_path / f"d{suffix}"
+    summary = datagen.generate("darcy", 7, out, solver=solver, **SMALL)
+    assert out.exists() and not (tmp_path / f"d{suffix}.parts").exists()
+    data = _check_dataset(out, 7)
+    assert summary.solver == data["meta"]["solver"]
+    if solver != "auto":
+        assert summary.solver == solver
+    assert summary.max_residual <= 1e-8
+    assert "samples/s" in summary.report()
+
+
+@pytest.mark.parametrize("family, solver", [("convdiff", "gmres"), ("helmholtz", "direct"), ("poisson", "cg"),
+                                            ("heat", "cg")])
+def test_other_families(tmp_path, family, solver):
+    out = tmp_path / "f.npz"
+    datagen.generate(family, 4, out, solver=solver, **SMALL)
+    _check_dataset(out, 4, family=family)
+
+
+def test_resume_after_interruption_is_identical(tmp_path, monkeypatch):
+    ref = tmp_path / "ref.h5"
+    datagen.generate("darcy", 10, ref, solver="cg", **SMALL)
+
+    out = tmp_path / "run.h5"
+    real = datagen.pipeline.run_shard
+    calls = {"n": 0}
+
+    def crashing(*args, **kw):
+        if calls["n"] == 2:
+            raise KeyboardInterrupt  # the process dies after two shards
+        calls["n"] += 1
+        return real(*args, **kw)
+
+    monkeypatch.setattr(datagen.pipeline, "run_shard", crashing)
+    with pytest.raises(KeyboardInterrupt):
+        datagen.generate("darcy", 10, out, solver="cg", **SMALL)
+    assert not out.exists() and len(list((tmp_path / "run.h5.parts").glob("shard-*.npz"))) == 2
+    monkeypatch.setattr(datagen.pipeline, "run_shard", real)
+    summary = datagen.generate("darcy", 10, out, solver="cg", **SMALL)
+    assert summary.resumed_shards == 2
+    _assert_same(datagen.load(ref), datagen.load(out))
+
+
+def _assert_same(a, b, exact=True):
+    assert a["inputs"].keys() == b["inputs"].keys()
+    for key in a["inputs"]:
+        np.testing.assert_array_equal(a["inputs"][key], b["inputs"][key])
+    for key in ("iterations", "solve_rank"):
+        np.testing.assert_array_equal(a[key], b[key])
+    if exact:
+        np.testing.assert_array_equal(a["solution"], b["solution"])
+    else:
+        np.testing.assert_allclose(a["solution"], b["solution"], rtol=1e-5, atol=1e-12)
+
+
+def test_resume_after_kill_9(tmp_path):
+    """A real SIGKILL in the middle of a run, then the same call again."""
+    out = tmp_path / "k.npz"
+    script = textwrap.dedent(f"""
+        import time, krylovlab.datagen as dg, krylovlab.datagen.pipeline as pl
+        real = pl.run_shard
+        def slow(*a, **k):
+            r = real(*a, **k); time.sleep(0.5); return r
+        pl.run_shard = slow
+        dg.generate("darcy", 12, {str(out)!r}, solver="cg", grid=8, seed=3, progress=False, shard_size=2)
+    """)
+    env = dict(os.environ, PYTHONPATH=f"{REPO}{os.pathsep}{os.environ.get('PYTHONPATH', '')}")
+    proc = subprocess.Popen([sys.executable, "-c", script], env=env)
+    parts = tmp_path / "k.npz.parts"
+    deadline = time.time() + 120
+    while time.time() < deadline and len(list(parts.glob("shard-*.npz"))) < 2:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not out.exists(), "the run finished before it could be killed"
+    datagen.generate("darcy", 12, out, solver="cg", grid=8, seed=3, progress=False, shard_size=2)
+    ref = tmp_path / "ref.npz"
+    datagen.generate("darcy", 12, ref, solver="cg", grid=8, seed=3, progress=False, shard_size=2)
+    _assert_same(datagen.load(ref), datagen.load(out))
+
+
+def test_dask_local_cluster_matches_local_run(tmp_path, monkeypatch):
+    pytest.importorskip("dask.distributed")
+    monkeypatch.setenv("PYTHONPATH", f"{REPO}{os.pathsep}{os.environ.get('PYTHONPATH', '')}")
+    local, dist = tmp_path / "local.h5", tmp_path / "dist.h5"
+    datagen.generate("darcy", 8, local, solver="cg", **SMALL)
+    datagen.generate("darcy", 8, dist, solver="cg", workers=2, **SMALL)
+    _assert_same(datagen.load(local), datagen.load(dist), exact=False)
+    _check_dataset(dist, 8)
+
+
+@pytest.mark.parametrize("call, exc, match", [
+    (lambda p: datagen.generate("navier", 3, p / "x.h5", progress=False), ValueError, "unknown problem family"),
+    (lambda p: datagen.generate("darcy", 3, p / "x.h5", grid=2, progress=False), ValueError, "at least 4"),
+    (lambda p: datagen.generate("darcy", 3, p / "missing" / "x.h5", progress=False), FileNotFoundError, "exist"),
+    (lambda p: datagen.generate("darcy", 3, p / "x.csv", progress=False), ValueError, ".h5"),
+    (lambda p: datagen.generate("darcy", 0, p / "x.h5", progress=False), ValueError, "n_samples"),
+    (lambda p: datagen.generate("darcy", 3, p / "x.h5", solver="magic", progress=False), ValueError, "solver"),
+    (lambda p: datagen.generate("convdiff", 3, p / "x.h5", solver="cg", progress=False), ValueError, "solver"),
+])
+def test_bad_arguments_touch_nothing(tmp_path, call, exc, match):
+    with pytest.raises(exc, match=match):
+        call(tmp_path)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_unwritable_folder(tmp_path, monkeypatch):
+    """The writability check (simulated: tests often run as root, who can write anywhere)."""
+    monkeypatch.setattr(datagen.pipeline.os, "access", lambda path, mode: False)
+    with pytest.raises(PermissionError, match="not writable"):
+        datagen.generate("darcy", 3, tmp_path / "x.h5", progress=False)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_unwritable_target_path(tmp_path):
+    """A path whose parent is a regular file cannot be written, whoever runs the test."""
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises((FileNotFoundError, NotADirectoryError)):
+        datagen.generate("darcy", 3, blocker / "x.h5", progress=False)
+    assert blocker.read_text() == "x"
+
+
+def test_existing_output_needs_overwrite(tmp_path):
+    out = tmp_path / "d.npz"
+    out.write_bytes(b"precious")
+    with pytest.raises(FileExistsError, match="overwrite"):
+        datagen.generate("darcy", 3, out, **SMALL)
+    assert out.read_bytes() == b"precious" and sorted(tmp_path.iterdir()) == [out]
+    datagen.generate("darcy", 3, out, overwrite=True, **SMALL)
+    _check_dataset(out, 3)
+
+
+def test_cli(tmp_path):
+    runner = CliRunner()
+    out = tmp_path / "c.h5"
+    res = runner.invoke(datagen_cmd, ["darcy", "--grid", "8", "--samples", "5", "--out", str(out), "--no-progress",
+                                      "--shard-size", "2"])
+    assert res.exit_code == 0, res.output
+    assert "speedup over independent scipy" in res.output
+    _check_dataset(out, 5)
+    res = runner.invoke(datagen_cmd, ["darcy", "--grid", "8", "--samples", "5", "--out", str(out), "--no-progress"])
+    assert res.exit_code != 0 and "overwrite" in res.output
+    res = runner.invoke(datagen_cmd, ["--help"])
+    assert res.exit_code == 0 and "Examples" in res.output
