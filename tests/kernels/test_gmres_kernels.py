@@ -1,0 +1,129 @@
+"""GMRES and BiCGSTAB kernels against the numpy references (serial and threaded, dtypes)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from krylovlab.gallery import convection_diffusion
+from krylovlab.kernels import _reference as ref
+from krylovlab.kernels.cpu import _bicgstab as kb
+from krylovlab.kernels.cpu import _gmres as kg
+
+DTYPES = [np.float32, np.float64, np.complex128]
+
+
+def rand(rng, shape, dtype):
+    a = rng.standard_normal(shape)
+    if np.dtype(dtype).kind == "c":
+        a = a + 1j * rng.standard_normal(shape)
+    return a.astype(dtype)
+
+
+def tol(dtype):
+    return 2e-4 if np.dtype(dtype) == np.float32 else 1e-11
+
+
+def variants(dtype):
+    # the threaded variants are compiled for float64 only, to keep test compile time down
+    return ["serial", "parallel"] if np.dtype(dtype) == np.float64 else ["serial"]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("n", [7, 1000])
+def test_gram_schmidt_passes(dtype, n):
+    rng = np.random.default_rng(0)
+    m, k = 6, 4
+    V = rand(rng, (m + 1, n), dtype)
+    w0 = rand(rng, n, dtype)
+    h = rand(rng, m + 1, dtype)
+    for var in variants(dtype):
+        t = tol(dtype)
+        hk, hr = np.zeros(m + 1, dtype), np.zeros(m + 1, dtype)
+        s_k = getattr(kg, f"gs_project_{var}")(V, k, w0, hk)
+        s_r = ref.gs_project(V, k, w0, hr)
+        np.testing.assert_allclose(hk[:k], hr[:k], rtol=t, atol=t * n)
+        assert s_k == pytest.approx(s_r, rel=t)
+
+        wk, wr = w0.copy(), w0.copy()
+        h2k, h2r = np.zeros(m + 1, dtype), np.zeros(m + 1, dtype)
+        s_k = getattr(kg, f"gs_update_project_{var}")(V, k, h, wk, h2k)
+        s_r = ref.gs_update_project(V, k, h, wr, h2r)
+        np.testing.assert_allclose(wk, wr, rtol=t, atol=t * 10)
+        np.testing.assert_allclose(h2k[:k], h2r[:k], rtol=t, atol=t * n * 10)
+        assert s_k == pytest.approx(s_r, rel=t * 10)
+
+        wk, wr = w0.copy(), w0.copy()
+        s_k = getattr(kg, f"gs_update_{var}")(V, k, h, wk)
+        s_r = ref.gs_update(V, k, h, wr)
+        np.testing.assert_allclose(wk, wr, rtol=t, atol=t * 10)
+        assert s_k == pytest.approx(s_r, rel=t * 10)
+
+        for d in (np.empty(0, dtype), rand(rng, n, dtype)):
+            xk, xr = w0.copy(), w0.copy()
+            getattr(kg, f"gs_combine_{var}")(V, k, h, d, xk)
+            ref.gs_combine(V, k, h, d, xr)
+            np.testing.assert_allclose(xk, xr, rtol=t, atol=t * 10)
+
+
+def test_threaded_variants_on_large_vectors():
+    rng = np.random.default_rng(1)
+    n, k = 30_001, 5
+    V = rand(rng, (k + 1, n), np.float64)
+    w = rand(rng, n, np.float64)
+    h_s, h_p = np.zeros(k), np.zeros(k)
+    assert kg.gs_project(V, k, w, h_p) == pytest.approx(kg.gs_project_serial(V, k, w, h_s), rel=1e-12)
+    np.testing.assert_allclose(h_p, h_s, rtol=1e-10)
+
+
+@pytest.mark.parametrize("a, b", [(3.0, 4.0), (0.0, 2.0), (-1.5, 0.0), (1 + 2j, 3.0), (0j, 1 - 1j)])
+def test_givens(a, b):
+    c, s, rho = kg.givens(a, b)
+    c_r, s_r, rho_r = ref.givens(a, b)
+    assert c == pytest.approx(c_r) and s == pytest.approx(s_r) and rho == pytest.approx(rho_r)
+    G = np.array([[c, s], [-np.conj(s), c]])
+    np.testing.assert_allclose(G @ np.array([a, b]), [rho, 0], atol=1e-14)
+    np.testing.assert_allclose(G.conj().T @ G, np.eye(2), atol=1e-14)
+
+
+def test_hessenberg_solve():
+    rng = np.random.default_rng(2)
+    H = np.triu(rand(rng, (6, 5), np.complex128))
+    H[2, 2] = 0  # singular pivot: zero component, like scipy
+    g = rand(rng, 6, np.complex128)
+    yk, yr = np.zeros(5, complex), np.zeros(5, complex)
+    kg.hessenberg_solve(H, g, 5, yk)
+    ref.hessenberg_solve(H, g, 5, yr)
+    np.testing.assert_allclose(yk, yr, rtol=1e-12)
+    assert yk[2] == 0
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.complex128])
+def test_bicgstab_kernels(dtype):
+    A = convection_diffusion((9, 11)).astype(dtype)
+    A.data += (0.5j if np.dtype(dtype).kind == "c" else 0) * A.data
+    rng = np.random.default_rng(3)
+    n = A.shape[0]
+    x, z, p, t, rt, v = (rand(rng, n, dtype) for _ in range(6))
+    for var in variants(dtype):
+        yk, yr = np.empty(n, dtype), np.empty(n, dtype)
+        assert getattr(kb, f"spmv_dot_with_{var}")(A.indptr, A.indices, A.data, x, z, yk) == pytest.approx(
+            ref.spmv_dot_with(A.indptr, A.indices, A.data, x, z, yr), rel=1e-12)
+        np.testing.assert_allclose(yk, yr, rtol=1e-12)
+        sk = getattr(kb, f"spmv_dots2_{var}")(A.indptr, A.indices, A.data, x, yk)
+        sr = ref.spmv_dots2(A.indptr, A.indices, A.data, x, yr)
+        assert sk[0] == pytest.approx(sr[0], rel=1e-12) and sk[1] == pytest.approx(sr[1], rel=1e-12)
+        a1, a2 = x.copy(), x.copy()
+        assert getattr(kb, f"axpy_norm_{var}")(0.3, v, a1) == pytest.approx(ref.axpy_norm(0.3, v, a2), rel=1e-12)
+        np.testing.assert_allclose(a1, a2, rtol=1e-12)
+        for d in (np.empty(0, dtype), rand(rng, n, dtype)):
+            xk, xr, sk_, sr_ = x.copy(), x.copy(), z.copy(), z.copy()
+            ok = getattr(kb, f"bicgstab_xr_{var}")(0.4, 0.7, p, t, rt, d, xk, sk_)
+            orf = ref.bicgstab_xr(0.4, 0.7, p, t, rt, d, xr, sr_)
+            assert ok[0] == pytest.approx(orf[0], rel=1e-12) and ok[1] == pytest.approx(orf[1], rel=1e-12)
+            np.testing.assert_allclose(xk, xr, rtol=1e-12)
+            np.testing.assert_allclose(sk_, sr_, rtol=1e-12)
+        pk, pr = p.copy(), p.copy()
+        getattr(kb, f"bicgstab_p_{var}")(0.9, 0.2, z, v, pk)
+        ref.bicgstab_p(0.9, 0.2, z, v, pr)
+        np.testing.assert_allclose(pk, pr, rtol=1e-12)
