@@ -1,0 +1,37 @@
+"""Keep BLAS to one thread for the duration of a solve.
+
+numpy and scipy each load their own OpenBLAS with a pool of spinning threads;
+Python-level Krylov loops that alternate calls into the two pools were
+measured 300x slower than with BLAS at one thread on our 2-core machines
+(shared/background/perf-baseline.md).  Solvers whose iteration runs in Python
+(MINRES's generic path, the scipy-delegated methods) wrap the loop in
+`single_blas_thread()`.  numba's own threads are not affected.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+__all__ = ["single_blas_thread"]
+
+_controller = None
+
+
+def _get_controller():
+    global _controller
+    if _controller is None:
+        from threadpoolctl import ThreadpoolController
+
+        _controller = ThreadpoolController()  # scans the loaded libraries once (~20 ms)
+    return _controller
+
+
+@contextlib.contextmanager
+def single_blas_thread():
+    """Context manager limiting every loaded BLAS pool to one thread (about 60 µs to enter)."""
+    try:
+        ctx = _get_controller().limit(limits=1, user_api="blas")
+    except Exception:  # threadpoolctl could not inspect the libraries: run unlimited
+        ctx = contextlib.nullcontext()
+    with ctx:
+        yield
