@@ -1,0 +1,223 @@
+"""AMG preconditioner and AMG-CG / AMG-GMRES: parity with pyamg, SPD-ness, errors."""
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+import krylovlab
+from krylovlab import Status
+from krylovlab.amg import AMG, AMGCG
+from krylovlab.backend import cupy_available
+from krylovlab.gallery import convection_diffusion, poisson
+
+
+@pytest.fixture(scope="module")
+def A2():
+    return poisson((24, 24))
+
+
+def rhs(n, seed=0):
+    return np.random.default_rng(seed).standard_normal(n)
+
+
+@pytest.mark.parametrize("kind, opts", [
+    ("sa", {}),
+    ("rs", {}),
+    ("pairwise", {}),
+    ("sa", {"smoother": "jacobi"}),
+    ("sa", {"sweep": "forward", "presweeps": 2, "postsweeps": 2}),
+])
+def test_vcycle_matches_pyamg(A2, kind, opts):
+    M = AMG(A2, kind, max_coarse=20, **opts)
+    assert M.levels >= 2
+    b = rhs(A2.shape[0])
+    ours = M.apply(b)
+    theirs = M.ml.aspreconditioner() @ b   # same hierarchy, same smoothers (set by AMG)
+    assert np.linalg.norm(ours - theirs) <= 1e-12 * np.linalg.norm(theirs)
+
+
+@pytest.mark.parametrize("kind, opts", [("sa", {}), ("rs", {}), ("sa", {"smoother": "jacobi"}),
+                                        ("sa", {"sweep": "forward"})])
+def test_preconditioner_is_spd(A2, kind, opts):
+    M = AMG(A2, kind, max_coarse=20, **opts)
+    rng = np.random.default_rng(1)
+    for _ in range(5):
+        x, y = rng.standard_normal((2, A2.shape[0]))
+        Mx, My = M.apply(x), M.apply(y)
+        assert abs(y @ Mx - x @ My) <= 1e-10 * np.linalg.norm(x) * np.linalg.norm(y) * np.linalg.norm(Mx)
+        assert x @ Mx > 0
+
+
+def test_dense_operator_symmetric_positive_definite():
+    A = poisson((8, 8))
+    M = AMG(A, max_coarse=10)
+    Md = np.column_stack([M.apply(e) for e in np.eye(A.shape[0])])
+    assert np.allclose(Md, Md.T, atol=1e-12)
+    assert np.linalg.eigvalsh((Md + Md.T) / 2).min() > 0
+
+
+@pytest.mark.parametrize("kind", ["sa", "rs", "pairwise"])
+def test_amgcg_iterations_match_pyamg(kind):
+    A = poisson((40, 40))
+    b = rhs(A.shape[0], 2)
+    amg = AMG(A, kind, max_coarse=20)
+    res = AMGCG(A, amg=amg, rtol=1e-8).solve(b)
+    assert res.converged and res.extras["path"] == "jitted"
+    assert np.linalg.norm(b - A @ res.x) <= 1e-8 * np.linalg.norm(b)
+    hist = []
+    amg.ml.solve(b, tol=1e-8, accel="cg", residuals=hist)
+    assert abs(res.iterations - (len(hist) - 1)) <= 1
+
+
+def test_solve_registry_and_dense_reference():
+    A = poisson((12, 12))
+    b = rhs(A.shape[0], 3)
+    res = krylovlab.solve(A, b, method="amg-cg", rtol=1e-10, amg_options={"max_coarse": 10})
+    assert res.converged
+    assert np.allclose(res.x, np.linalg.solve(A.toarray(), b), rtol=1e-7, atol=1e-9)
+
+
+def test_monitor_path_matches_jitted():
+    A = poisson((30, 30))
+    b = rhs(A.shape[0], 4)
+    amg = AMG(A)
+    fast = AMGCG(A, amg=amg, rtol=1e-9).solve(b)
+    seen = []
+    slow = AMGCG(A, amg=amg, rtol=1e-9, monitors=[lambda info: seen.append(info.rnorm)]).solve(b)
+    assert slow.extras["path"] == "python" and slow.converged
+    assert abs(slow.iterations - fast.iterations) <= 1
+    assert len(seen) == slow.iterations
+
+
+def test_amggmres_nonsymmetric():
+    A = convection_diffusion((30, 30))
+    b = rhs(A.shape[0], 5)
+    res = krylovlab.solve(A, b, method="amg-gmres", rtol=1e-8)
+    assert res.converged
+    assert np.linalg.norm(b - A @ res.x) <= 1e-8 * np.linalg.norm(b) * (1 + 1e-8)
+
+
+def test_maxiter_is_reported_not_converged():
+    A = poisson((30, 30))
+    res = AMGCG(A, rtol=1e-14, maxiter=2).solve(rhs(A.shape[0]))
+    assert res.status == Status.MAXITER and not res.converged and res.iterations == 2
+
+
+def test_zero_rhs_and_x0_untouched(A2):
+    s = AMGCG(A2, rtol=1e-8)
+    res = s.solve(np.zeros(A2.shape[0]))
+    assert res.converged and not res.x.any()
+    x0 = rhs(A2.shape[0], 7)
+    keep = x0.copy()
+    b = rhs(A2.shape[0], 8)
+    res = s.solve(b, x0)
+    assert np.array_equal(x0, keep) and res.converged
+    assert np.linalg.norm(b - A2 @ res.x) <= 1e-8 * np.linalg.norm(b)
+
+
+def test_negative_definite_is_not_reported_converged():
+    A = -poisson((20, 20))
+    res = AMGCG(A, rtol=1e-8).solve(rhs(A.shape[0]))
+    assert not res.converged and res.status in (Status.PC_FAILED, Status.INDEFINITE)
+
+
+def test_single_level_is_exact():
+    A = poisson((3, 3))
+    M = AMG(A)
+    assert M.levels == 1
+    b = rhs(9)
+    assert np.allclose(M.apply(b), np.linalg.solve(A.toarray(), b))
+
+
+def test_usable_as_M_everywhere(A2):
+    b = rhs(A2.shape[0], 9)
+    M = AMG(A2)
+    x, info = krylovlab.cg(A2, b, rtol=1e-8, M=M)
+    assert info == 0 and np.linalg.norm(b - A2 @ x) <= 1e-8 * np.linalg.norm(b)
+    import scipy.sparse.linalg as spla
+    x, info = spla.cg(A2, b, rtol=1e-8, M=M.aspreconditioner())
+    assert info == 0
+
+
+def test_update_operator_reuse_and_rebuild():
+    A = poisson((20, 20))
+    M = AMG(A, rebuild_threshold=0.1)
+    assert M.n_rebuilds == 1
+    A2 = (A * 1.01).tocsr()
+    assert M.update_operator(A2) is False and M.n_rebuilds == 1
+    b = rhs(A.shape[0])
+    res = AMGCG(A2, amg=M, rtol=1e-8).solve(b)
+    assert res.converged and np.linalg.norm(b - A2 @ res.x) <= 1e-8 * np.linalg.norm(b)
+    assert M.update_operator((A * 2.0).tocsr()) is True and M.n_rebuilds == 2
+    assert M.update_operator(A, rebuild=True) is True
+    # sequence interface on the solver
+    s = AMGCG(A, rtol=1e-8)
+    s.update_operator(A2)
+    assert s.solve(b).converged
+
+
+@pytest.mark.parametrize("bad, exc", [
+    (dict(kind="nope"), ValueError),
+    (dict(smoother="sor"), ValueError),
+    (dict(sweep="sideways"), ValueError),
+    (dict(presweeps=-1), ValueError),
+    (dict(omega=3.0), ValueError),
+    (dict(presmoother=("jacobi", {})), TypeError),
+])
+def test_bad_options(A2, bad, exc):
+    kw = dict(bad)
+    kind = kw.pop("kind", "sa")
+    with pytest.raises(exc):
+        AMG(A2, kind, **kw)
+
+
+def test_bad_matrices():
+    with pytest.raises(ValueError, match="square"):
+        AMG(sp.random(5, 6, density=0.5, format="csr"))
+    Z = poisson((5, 5)).tolil()
+    Z[3, 3] = 0
+    with pytest.raises(ValueError, match="diagonal"):
+        AMG(Z.tocsr())
+    with pytest.raises(TypeError, match="complex"):
+        AMG(poisson((5, 5)).astype(complex))
+    M = AMG(poisson((5, 5)))
+    with pytest.raises(ValueError, match="length"):
+        M.apply(np.ones(3))
+    with pytest.raises(TypeError):
+        AMGCG(poisson((5, 5)), amg="not an AMG")
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not cupy_available(), reason="needs CuPy and a CUDA device")
+def test_gpu_vcycle_matches_cpu_jacobi():
+    import cupy
+
+    A = poisson((30, 30))
+    M = AMG(A, smoother="jacobi").to_device()
+    b = rhs(A.shape[0])
+    z_gpu = M.apply(cupy.asarray(b)).get()
+    assert np.allclose(z_gpu, M.apply(b), rtol=1e-10, atol=1e-12)
+
+
+def test_thread_settings_agree():
+    A = poisson((145, 145))  # fine level (21 025) just above the threading threshold
+    b = rhs(A.shape[0], 11)
+    its = []
+    for mode in (True, False, "auto"):
+        amg = AMG(A, parallel=mode)
+        res = AMGCG(A, amg=amg, rtol=1e-8).solve(b)
+        assert res.converged and np.linalg.norm(b - A @ res.x) <= 1e-8 * np.linalg.norm(b)
+        its.append(res.iterations)
+    assert max(its) - min(its) <= 1
+    with pytest.raises(ValueError):
+        AMG(A, parallel="sometimes")
+
+
+def test_dense_input_and_linear_operator_rejected():
+    A = poisson((10, 10))
+    b = rhs(100, 12)
+    res = AMGCG(A.toarray(), rtol=1e-9, amg_options={"max_coarse": 10}).solve(b)
+    assert res.converged and np.linalg.norm(b - A @ res.x) <= 1e-9 * np.linalg.norm(b)
+    import scipy.sparse.linalg as spla
+    with pytest.raises(TypeError):
+        AMGCG(spla.aslinearoperator(A))
