@@ -1,0 +1,332 @@
+"""The DCDM convolutional network, evaluated on krylovlab's own kernels.
+
+Shape (Kaneda et al., ICML 2023, "model from 64", made configurable):
+
+    input  r / rms(r) on the grid (1 channel; unit mean square, so the
+           scale the network sees does not depend on the grid size)
+    conv 3×3 1→C (linear)
+    level(h):
+        n_pre residual blocks            h ← relu(h + conv_b(relu(conv_a(h))))
+        skip ← h;  h ← avgpool 2×
+        h ← level(h)         if another level is allowed (same weights: a
+                             multigrid-like recursion), else n_coarse blocks
+        h ← upsample 2× (nearest) + skip
+        n_post residual blocks
+    1×1 mix C→1 (linear)
+
+All convolutions are 3×3 (3×3×3 in 3D), 'same' zero padding, with bias.  With
+``levels=1`` this is the paper's shape (one pooling level with a skip).
+``levels=0`` recurses with shared weights while every grid dimension stays
+even and the coarse grid keeps at least ``min_coarse`` cells per side; the
+weights never depend on the grid size.
+
+Inference runs in float32 on ``krylovlab.kernels.cpu`` (numba) for numpy
+input and ``krylovlab.kernels.gpu`` (CuPy) for CuPy input; torch is needed only
+to train (`krylovlab.learned.train`).  Weights live in plain ``.npz`` files
+(loaded with ``allow_pickle=False``): arrays named ``in.w``, ``in.b``,
+``pre.{k}.{a|b}.{w|b}``, ``coarse.…``, ``post.…``, ``out.w``, ``out.b`` in
+torch layout, and a JSON ``config`` string.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from importlib import resources
+
+import numpy as np
+
+__all__ = ["ConvDirectionModel", "default_weights_path", "load_model", "CONFIG_KEYS"]
+
+#: configuration stored with the weights (and its defaults)
+CONFIG_KEYS = {"dim": 2, "channels": 16, "n_pre": 1, "n_coarse": 2, "n_post": 1, "levels": 0, "min_coarse": 4,
+               "bias": 1}
+
+_SHIPPED = "dcdm2d_c16.npz"
+
+
+def default_weights_path() -> str:
+    """Path of the shipped 2D weights (trained by `krylovlab.learned.train`; see weights/README.md)."""
+    return str(resources.files("krylovlab.learned").joinpath("weights", _SHIPPED))
+
+
+def load_model(path=None, grid=None) -> "ConvDirectionModel":
+    """Load a `ConvDirectionModel` from ``path`` (default: the shipped 2D weights)."""
+    return ConvDirectionModel.load(default_weights_path() if path is None else path, grid=grid)
+
+
+def block_names(cfg: dict) -> list[tuple[str, str]]:
+    """(prefix, role) of every 3×3 convolution after the input layer, in evaluation order of definition."""
+    out = []
+    for group in ("pre", "coarse", "post"):
+        for k in range(cfg[f"n_{group}"]):
+            out.append((f"{group}.{k}.a", group))
+            out.append((f"{group}.{k}.b", group))
+    return out
+
+
+def check_config(cfg: dict) -> dict:
+    """Fill defaults and validate a model configuration; raise ValueError on nonsense."""
+    unknown = set(cfg) - set(CONFIG_KEYS)
+    if unknown:
+        raise ValueError(f"unknown model config keys {sorted(unknown)}; valid: {sorted(CONFIG_KEYS)}")
+    out = {**CONFIG_KEYS, **cfg}
+    for key, value in out.items():
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+            raise ValueError(f"model config {key!r} must be an integer, got {value!r}")
+        out[key] = int(value)
+    if out["dim"] not in (2, 3):
+        raise ValueError(f"model config dim must be 2 or 3, got {out['dim']}")
+    if out["channels"] < 1 or min(out["n_pre"], out["n_coarse"], out["n_post"], out["levels"]) < 0:
+        raise ValueError(f"model config has a negative or zero size: {out}")
+    if out["bias"] not in (0, 1):
+        raise ValueError("model config bias must be 0 or 1")
+    if out["min_coarse"] < 1:
+        raise ValueError("model config min_coarse must be >= 1")
+    return out
+
+
+def plan_levels(grid: tuple[int, ...], cfg: dict) -> int:
+    """Number of pooling levels used on ``grid`` (at least 1; raises if the grid cannot pool once)."""
+    if any(g % 2 for g in grid) or min(grid) < 2:
+        raise ValueError(f"the DCDM network pools by 2, so every grid dimension must be even and >= 2; got {grid}")
+    depth, dims = 1, tuple(g // 2 for g in grid)
+    limit = cfg["levels"] if cfg["levels"] > 0 else 64
+    while depth < limit and all(d % 2 == 0 for d in dims) and min(dims) // 2 >= cfg["min_coarse"]:
+        depth += 1
+        dims = tuple(d // 2 for d in dims)
+    return depth
+
+
+class ConvDirectionModel:
+    """The DCDM network as a direction model ``d = model(r)`` (see module docstring).
+
+    Parameters
+    ----------
+    weights : dict of str → array
+        Arrays in torch layout (see module docstring).
+    config : dict
+        Keys of `CONFIG_KEYS`.
+    grid : tuple of int, optional
+        Grid shape; ``prod(grid)`` must equal the length of the vectors the
+        model is applied to.  May be set later with `with_grid`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from krylovlab.learned.model import load_model
+    >>> model = load_model(grid=(32, 32))
+    >>> d = model(np.random.default_rng(0).standard_normal(32 * 32))
+    >>> d.shape, d.dtype
+    ((1024,), dtype('float64'))
+    """
+
+    def __init__(self, weights: dict, config: dict, grid=None):
+        self.config = check_config(dict(config))
+        c, dim = self.config["channels"], self.config["dim"]
+        k = (3,) * dim
+        expect = {"in.w": (c, 1, *k), "in.b": (c,), "out.w": (c,), "out.b": ()}
+        for name, _ in block_names(self.config):
+            expect[f"{name}.w"] = (c, c, *k)
+            expect[f"{name}.b"] = (c,)
+        missing = sorted(set(expect) - set(weights))
+        if missing:
+            raise ValueError(f"DCDM weights are missing arrays {missing}")
+        extra = sorted(set(weights) - set(expect))
+        if extra:
+            raise ValueError(f"DCDM weights have unexpected arrays {extra}")
+        self.weights = {}
+        for name, shape in expect.items():
+            a = np.asarray(weights[name])
+            if a.shape != shape:
+                raise ValueError(f"DCDM weight {name!r} has shape {a.shape}, expected {shape}")
+            if not np.issubdtype(a.dtype, np.floating) or not np.all(np.isfinite(a)):
+                raise ValueError(f"DCDM weight {name!r} must be finite floating point")
+            self.weights[name] = np.array(a, dtype=np.float32, order="C")
+        self._device_weights = None
+        self._work: dict = {}
+        self.grid = None
+        if grid is not None:
+            self.set_grid(grid)
+
+    # ---------------------------------------------------------------------------- io
+    @classmethod
+    def load(cls, path, grid=None) -> "ConvDirectionModel":
+        """Read weights from an ``.npz`` file (no pickle; malformed files raise ValueError)."""
+        try:
+            with np.load(os.fspath(path), allow_pickle=False) as f:
+                arrays = {k: f[k] for k in f.files}
+        except (OSError, ValueError, EOFError) as exc:
+            raise ValueError(f"cannot read DCDM weights from {path!r}: {exc}") from exc
+        if "config" not in arrays:
+            raise ValueError(f"{path!r} is not a krylovlab DCDM weight file (no 'config' entry)")
+        try:
+            config = json.loads(str(arrays.pop("config")))
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"{path!r}: the 'config' entry is not valid JSON") from exc
+        if not isinstance(config, dict):
+            raise ValueError(f"{path!r}: the 'config' entry must be a JSON object")
+        arrays.pop("meta", None)
+        return cls(arrays, config, grid=grid)
+
+    def save(self, path, meta: dict | None = None) -> None:
+        """Write the weights to ``path`` (.npz, atomic: temp file then rename)."""
+        path = os.fspath(path)
+        tmp = path + ".tmp.npz"
+        extra = {"config": np.array(json.dumps(self.config))}
+        if meta is not None:
+            extra["meta"] = np.array(json.dumps(meta))
+        np.savez(tmp, **self.weights, **extra)
+        os.replace(tmp, path)
+
+    @property
+    def n_params(self) -> int:
+        return int(sum(a.size for a in self.weights.values()))
+
+    # -------------------------------------------------------------------------- grid
+    def set_grid(self, grid) -> None:
+        """Fix the grid shape the model runs on (checks it against the model's dimension)."""
+        if np.isscalar(grid):
+            raise ValueError(f"grid must be a tuple of {self.config['dim']} ints, got {grid!r}")
+        grid = tuple(int(g) for g in grid)
+        if len(grid) != self.config["dim"]:
+            raise ValueError(f"this DCDM model is {self.config['dim']}-D, but grid={grid} has {len(grid)} dimensions")
+        self.levels = plan_levels(grid, self.config)
+        self.grid = grid
+        self.n = int(np.prod(grid))
+
+    def with_grid(self, grid) -> "ConvDirectionModel":
+        """A model sharing these weights on another grid."""
+        other = object.__new__(type(self))
+        other.config, other.weights = self.config, self.weights
+        other._device_weights, other._work, other.grid = None, {}, None
+        other.set_grid(grid)
+        return other
+
+    # ------------------------------------------------------------------------ forward
+    def __call__(self, r):
+        """Apply the network to the vector ``r`` (length prod(grid)); returns a vector of r's dtype."""
+        if self.grid is None:
+            raise ValueError("the DCDM model has no grid: pass grid=(nx, ny[, nz]) to DCDM or call set_grid")
+        if r.ndim != 1 or r.shape[0] != self.n:
+            raise ValueError(f"the DCDM model runs on grid {self.grid} ({self.n} cells) but got a vector of shape {r.shape}")
+        if type(r).__module__.split(".")[0] == "cupy":
+            from ..kernels.gpu import _conv as kern
+
+            xp = __import__("cupy")
+            weights = self._gpu_weights()
+        else:
+            from ..kernels.cpu import _conv as kern
+
+            xp = np
+            weights = self.weights
+        bufs = self._buffers(xp)
+        nrm = float(xp.linalg.norm(r)) if xp is not np else float(np.sqrt(np.dot(r, r).real))
+        y = bufs["y"]
+        if nrm == 0.0 or not math.isfinite(nrm):
+            y[...] = 0.0 if nrm == 0.0 else np.nan
+            return y.astype(r.dtype, copy=True)
+        ops = _Ops(kern, self.config["dim"])
+        x0 = bufs["input"]
+        ops.load(r, math.sqrt(self.n) / nrm, x0)  # input ← r / rms(r): unit mean square on any grid
+        top = bufs["levels"][0]
+        ops.conv(x0, weights["in.w"], weights["in.b"], None, False, top[0])
+        h = self._level(ops, weights, bufs["levels"], 0, top[0])
+        ops.mix(h, weights["out.w"], float(self.weights["out.b"]), y)
+        return y.astype(r.dtype, copy=True)
+
+    def _level(self, ops, wts, levels, depth, h):
+        cfg = self.config
+        bufs = levels[depth]
+        free = [b for b in bufs if b is not h]
+        h = self._blocks(ops, wts, "pre", cfg["n_pre"], h, free, bufs)
+        skip = h
+        coarse = levels[depth + 1][0]
+        ops.pool(skip, coarse)
+        if depth + 1 < self.levels:
+            c = self._level(ops, wts, levels, depth + 1, coarse)
+        else:
+            cb = levels[depth + 1]
+            c = self._blocks(ops, wts, "coarse", cfg["n_coarse"], coarse, [b for b in cb if b is not coarse], cb)
+        out = next(b for b in bufs if b is not skip)
+        ops.up(c, skip, out)
+        return self._blocks(ops, wts, "post", cfg["n_post"], out, [b for b in bufs if b is not out], bufs)
+
+    @staticmethod
+    def _blocks(ops, wts, group, count, h, free, bufs):
+        # one residual block: t ← relu(conv_a(h)); h ← relu(conv_b(t) + h)
+        for k in range(count):
+            t, y = free[0], free[1]
+            ops.conv(h, wts[f"{group}.{k}.a.w"], wts[f"{group}.{k}.a.b"], None, True, t)
+            ops.conv(t, wts[f"{group}.{k}.b.w"], wts[f"{group}.{k}.b.b"], h, True, y)
+            free = [t, h]
+            h = y
+        return h
+
+    def _buffers(self, xp):
+        key = xp.__name__
+        if key not in self._work or self._work[key]["grid"] != self.grid:
+            c = self.config["channels"]
+            levels = []
+            dims = self.grid
+            for _ in range(self.levels + 1):
+                shape = (c, *(d + 2 for d in dims))
+                levels.append([xp.zeros(shape, dtype=xp.float32) for _ in range(3)])
+                dims = tuple(d // 2 for d in dims)
+            self._work[key] = {
+                "grid": self.grid,
+                "levels": levels,
+                "input": xp.zeros((1, *(d + 2 for d in self.grid)), dtype=xp.float32),
+                "y": xp.zeros(self.n, dtype=xp.float32),
+            }
+        return self._work[key]
+
+    def _gpu_weights(self):
+        if self._device_weights is None:
+            import cupy
+
+            self._device_weights = {k: cupy.asarray(v) for k, v in self.weights.items()}
+        return self._device_weights
+
+    def macs_per_cell(self) -> float:
+        """Multiply-adds per grid cell of one application (for cost estimates)."""
+        c, dim = self.config["channels"], self.config["dim"]
+        taps = 3**dim
+        conv = c * c * taps
+        cfg = self.config
+        total, scale = 0.0, 1.0
+        levels = self.levels if self.grid is not None else 1
+        for _ in range(levels):
+            total += scale * 2 * (cfg["n_pre"] + cfg["n_post"]) * conv
+            scale /= 2**dim
+        total += scale * 2 * cfg["n_coarse"] * conv
+        return total + c * taps + c
+
+    def __repr__(self):
+        return f"ConvDirectionModel(config={self.config}, grid={self.grid}, params={self.n_params})"
+
+
+class _Ops:
+    """Dispatch to the 2D or 3D kernels of one backend."""
+
+    def __init__(self, kern, dim):
+        sfx = "2d" if dim == 2 else "3d"
+        self._conv = getattr(kern, f"conv3x3_{sfx}")
+        self.pool = getattr(kern, f"avgpool2_{sfx}")
+        self.up = getattr(kern, f"upsample2_add_{sfx}")
+        self._mix = getattr(kern, f"mix_out_{sfx}")
+        self._load = getattr(kern, f"load_input_{sfx}")
+        self._empty = np.empty((0,) * (dim + 1), dtype=np.float32)
+        self._kern = kern
+
+    def conv(self, inp, w, b, skip, relu, out):
+        if skip is None:
+            skip = self._empty if isinstance(inp, np.ndarray) else inp[:0]
+        self._conv(inp, w, b, skip, relu, out)
+
+    def mix(self, h, w, b, y):
+        self._mix(h, w, np.float32(b), y)
+
+    def load(self, r, scale, out):
+        self._load(r, scale, out)

@@ -1,0 +1,300 @@
+"""Training the DCDM network (needs torch: ``pip install krylovlab[learn]``).
+
+Recipe (Kaneda et al., ICML 2023, section 3 and the authors' data scripts):
+
+1. For each training matrix A (2D variable-coefficient diffusion on small
+   grids: Poisson and Darcy fields ``a = exp(σ·GRF)``), run ``m`` steps of
+   Lanczos with full re-orthogonalisation from ``A·N(0, I)`` and keep the
+   Ritz vectors ``v_1 … v_m`` (ascending Ritz values).
+2. Right-hand sides ``b = Σ c_j v_j / ‖·‖`` with ``c_j ~ 9·N(0,1)`` for the
+   lowest ``m/2 + θ`` Ritz vectors and ``c_j ~ N(0,1)`` for the rest: the
+   low end of the spectrum, where A⁻¹ is large, is weighted 9:1.
+3. Loss ``‖b − α·A·f(b)‖²`` with the optimal ``α = f(b)ᵀb / f(b)ᵀA f(b)``:
+   f only has to approximate A⁻¹ up to a scalar; no solutions are needed.
+4. Adam, seeded; a bounded wall-time budget; export to ``.npz`` for
+   `krylovlab.learned.model.ConvDirectionModel` (no torch needed to solve).
+
+Fresh right-hand sides are drawn for every batch (cheap: one product with the
+Ritz basis), so there is no fixed data set to store.
+
+Examples
+--------
+>>> from krylovlab.learned.train import train            # doctest: +SKIP
+>>> model, log = train("my_weights.npz", minutes=2, seed=0)  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+
+import numpy as np
+import scipy.linalg as sla
+
+from ._fields import diffusion_matrix, face_coefficients, lognormal_field
+from .model import CONFIG_KEYS, ConvDirectionModel, block_names, check_config, plan_levels
+
+__all__ = ["lanczos_ritz", "ritz_rhs", "DCDMNet", "train", "to_model", "from_model"]
+
+
+def _torch():
+    try:
+        import torch
+    except ImportError as exc:  # pragma: no cover - exercised only without torch
+        raise ImportError("training DCDM needs torch: pip install 'krylovlab[learn]' (CPU: pip install torch)") from exc
+    return torch
+
+
+# ------------------------------------------------------------------------------------- data
+def lanczos_ritz(A, m: int, *, rng=None):
+    """Ritz values and vectors of symmetric ``A`` from ``m`` Lanczos steps (full re-orthogonalisation).
+
+    Starts from ``A·g`` with ``g ~ N(0, I)`` as the authors do.  Returns
+    ``(theta, V)`` with ascending ``theta`` and orthonormal columns ``V`` (n × k,
+    k ≤ m; the run stops early on an invariant subspace).
+    """
+    rng = np.random.default_rng(rng)
+    n = A.shape[0]
+    m = int(min(m, n))
+    if m < 1:
+        raise ValueError("lanczos_ritz: m must be >= 1")
+    Q = np.zeros((n, m))
+    alpha = np.zeros(m)
+    beta = np.zeros(m)
+    q = A @ rng.standard_normal(n)
+    q /= np.linalg.norm(q)
+    k = m
+    for j in range(m):
+        Q[:, j] = q
+        w = A @ q
+        alpha[j] = q @ w
+        # w ← w − Q_j (Q_jᵀ w), twice (full re-orthogonalisation keeps the basis orthonormal)
+        w -= Q[:, : j + 1] @ (Q[:, : j + 1].T @ w)
+        w -= Q[:, : j + 1] @ (Q[:, : j + 1].T @ w)
+        beta[j] = np.linalg.norm(w)
+        if j + 1 < m:
+            if beta[j] <= 1e-10 * abs(alpha[j]):
+                k = j + 1
+                break
+            q = w / beta[j]
+    theta, S = sla.eigh_tridiagonal(alpha[:k], beta[: k - 1])
+    return theta, Q[:, :k] @ S
+
+
+def ritz_rhs(V, count: int, *, theta_extra=None, low_weight=9.0, rng=None):
+    """``count`` unit right-hand sides weighted toward the low Ritz vectors (columns of ``V``, ascending)."""
+    rng = np.random.default_rng(rng)
+    k = V.shape[1]
+    extra = max(1, k // 20) if theta_extra is None else int(theta_extra)
+    low = min(k, k // 2 + extra)
+    c = rng.standard_normal((k, count))
+    c[:low] *= low_weight
+    b = V @ c
+    b /= np.linalg.norm(b, axis=0, keepdims=True)
+    return b.T  # (count, n)
+
+
+# ------------------------------------------------------------------------------------- model
+def DCDMNet(config: dict | None = None):
+    """A torch ``nn.Module`` with the exact forward of `ConvDirectionModel` (same config and weight names)."""
+    torch = _torch()
+    nn = torch.nn
+    F = torch.nn.functional
+    cfg = check_config(dict(config or {}))
+    conv_cls = nn.Conv2d if cfg["dim"] == 2 else nn.Conv3d
+    pool = F.avg_pool2d if cfg["dim"] == 2 else F.avg_pool3d
+
+    class _Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.config = cfg
+            c = cfg["channels"]
+            self.convs = nn.ModuleDict()
+            bias = bool(cfg["bias"])
+            self.convs["in"] = conv_cls(1, c, 3, padding=1, bias=bias)
+            for name, _ in block_names(cfg):
+                self.convs[name.replace(".", "_")] = conv_cls(c, c, 3, padding=1, bias=bias)
+            self.out = nn.Linear(c, 1, bias=bias)
+            # zero biases (Keras' default, as in the authors' code): with torch's uniform bias init the
+            # constant terms swamp the small normalised input and training stalls at loss ≈ 1
+            for m in [*self.convs.values(), self.out]:
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
+
+        def _blocks(self, group, h):
+            for k in range(cfg[f"n_{group}"]):
+                t = F.relu(self.convs[f"{group}_{k}_a"](h))
+                h = F.relu(self.convs[f"{group}_{k}_b"](t) + h)
+            return h
+
+        def _level(self, h, depth, levels):
+            h = self._blocks("pre", h)
+            skip = h
+            c = pool(h, 2)
+            c = self._level(c, depth + 1, levels) if depth + 1 < levels else self._blocks("coarse", c)
+            h = F.interpolate(c, scale_factor=2, mode="nearest") + skip
+            return self._blocks("post", h)
+
+        def forward(self, b):
+            """b: (batch, *grid) → (batch, *grid); each sample is first scaled to unit RMS."""
+            grid = tuple(b.shape[1:])
+            levels = plan_levels(grid, cfg)
+            # RMS normalisation (each sample scaled to unit mean square), as the inference model does
+            dims = tuple(range(1, b.ndim))
+            rms = torch.sqrt((b * b).mean(dims, keepdim=True))
+            b = b / torch.where(rms > 0, rms, torch.ones_like(rms))
+            h = self.convs["in"](b.unsqueeze(1))
+            h = self._level(h, 0, levels)
+            h = torch.movedim(h, 1, -1)
+            return self.out(h).squeeze(-1)
+
+    return _Net()
+
+
+def to_model(net, grid=None) -> ConvDirectionModel:
+    """Export a trained `DCDMNet` as a torch-free `ConvDirectionModel`."""
+    weights = {}
+    for key, conv in net.convs.items():
+        name = key.replace("_", ".")
+        weights[f"{name}.w"] = conv.weight.detach().cpu().numpy()
+        weights[f"{name}.b"] = (conv.bias.detach().cpu().numpy() if conv.bias is not None
+                                else np.zeros(conv.weight.shape[0], np.float32))
+    weights["out.w"] = net.out.weight.detach().cpu().numpy()[0]
+    weights["out.b"] = net.out.bias.detach().cpu().numpy()[0] if net.out.bias is not None else np.float32(0)
+    return ConvDirectionModel(weights, net.config, grid=grid)
+
+
+def from_model(model: ConvDirectionModel):
+    """The `DCDMNet` holding a `ConvDirectionModel`'s weights (to fine-tune shipped weights)."""
+    torch = _torch()
+    net = DCDMNet(model.config)
+    with torch.no_grad():
+        for key, conv in net.convs.items():
+            name = key.replace("_", ".")
+            conv.weight.copy_(torch.from_numpy(model.weights[f"{name}.w"]))
+            if conv.bias is not None:
+                conv.bias.copy_(torch.from_numpy(model.weights[f"{name}.b"]))
+        net.out.weight.copy_(torch.from_numpy(model.weights["out.w"][None, :]))
+        if net.out.bias is not None:
+            net.out.bias.copy_(torch.from_numpy(np.atleast_1d(model.weights["out.b"])))
+    return net
+
+
+# ------------------------------------------------------------------------------------- training
+def _training_systems(grids, n_fields, sigma, length, ritz, rng, verbose=False):
+    from threadpoolctl import threadpool_limits
+
+    systems = []
+    for grid in grids:
+        fields = [np.ones(grid)] + [lognormal_field(grid, sigma=sigma, length=length, rng=rng) for _ in range(n_fields)]
+        for a in fields:
+            A = diffusion_matrix(a)
+            with threadpool_limits(limits=1, user_api="blas"):
+                _, V = lanczos_ritz(A, min(ritz, A.shape[0]), rng=rng)
+            systems.append((grid, face_coefficients(a), V))
+            if verbose:
+                print(f"training matrix {len(systems)}: grid {grid}, {V.shape[1]} Ritz vectors", flush=True)
+    return systems
+
+
+def train(out=None, *, grids=((32, 32), (64, 64)), n_fields=3, sigma=1.0, length=0.1, ritz=400,
+          config=None, batch=16, lr=2e-3, minutes=5.0, max_steps=20_000, seed=0, log_every=50,
+          threads=None, verbose=True):
+    """Train a DCDM network on 2D/3D diffusion systems and optionally save it to ``out`` (.npz).
+
+    Parameters
+    ----------
+    out : path, optional
+        Where to write the weights (atomic write).
+    grids : sequence of tuples
+        Training grids (all even; mixing sizes exercises the shared-weight recursion).
+    n_fields : int
+        Darcy fields per grid, besides the constant (Poisson) one.
+    sigma, length : float
+        Log-permeability standard deviation and correlation length of the fields.
+    ritz : int
+        Lanczos steps per training matrix.
+    config : dict, optional
+        Model configuration (`krylovlab.learned.model.CONFIG_KEYS`).
+    batch, lr, minutes, max_steps : training budget; Adam with cosine learning-rate decay, stopping at
+        whichever of ``minutes`` and ``max_steps`` comes first (the decay follows the one further along, so
+        runs bounded by ``max_steps`` are reproducible; runs cut by ``minutes`` depend on machine speed).
+    seed : int
+        Seeds numpy (fields, Lanczos, right-hand sides) and torch (initial weights).
+
+    Returns
+    -------
+    model : ConvDirectionModel
+    log : dict
+        Settings, steps done, wall time and the loss history (averaged every ``log_every`` steps).
+    """
+    torch = _torch()
+    if threads is not None:
+        torch.set_num_threads(int(threads))
+    cfg = check_config(dict(config or {}))
+    grids = [tuple(int(g) for g in grid) for grid in grids]
+    for grid in grids:
+        if len(grid) != cfg["dim"]:
+            raise ValueError(f"training grid {grid} does not match the model dimension {cfg['dim']}")
+        plan_levels(grid, cfg)
+    rng = np.random.default_rng(seed)
+    torch.manual_seed(seed)
+    t0 = time.perf_counter()
+    systems = _training_systems(grids, n_fields, sigma, length, ritz, rng, verbose)
+    t_data = time.perf_counter() - t0
+    tsystems = [(grid, [torch.from_numpy(f[None].astype(np.float32)) for f in faces], V) for grid, faces, V in systems]
+    net = DCDMNet(cfg)
+    opt = torch.optim.Adam(net.parameters(), lr=lr)
+    from ._fields import diffusion_apply
+
+    budget = 60.0 * minutes
+    t1 = time.perf_counter()
+    history, running, step = [], 0.0, 0
+    while step < max_steps and time.perf_counter() - t1 < budget:
+        grid, faces, V = tsystems[int(rng.integers(len(tsystems)))]
+        b = torch.from_numpy(ritz_rhs(V, batch, rng=rng).astype(np.float32)).reshape(batch, *grid)
+        q = net(b)
+        Aq = diffusion_apply([f.expand(batch, *f.shape[1:]) for f in faces], q, xp=torch)
+        dims = tuple(range(1, q.ndim))
+        alpha = (q * b).sum(dims, keepdim=True) / ((q * Aq).sum(dims, keepdim=True) + 1e-30)
+        loss = ((b - alpha * Aq) ** 2).sum(dims).mean()
+        opt.zero_grad()
+        loss.backward()
+        # cosine decay over whichever budget (steps or wall time) is further along
+        progress = min(1.0, max(step / max_steps, (time.perf_counter() - t1) / budget))
+        for group in opt.param_groups:
+            group["lr"] = lr * 0.5 * (1.0 + math.cos(math.pi * progress))
+        opt.step()
+        running += float(loss.detach())
+        step += 1
+        if step % log_every == 0:
+            history.append(running / log_every)
+            if verbose:
+                print(f"step {step:6d}  loss {history[-1]:.5f}  {time.perf_counter() - t1:7.1f} s", flush=True)
+            running = 0.0
+    model = to_model(net)
+    log = {"seed": seed, "grids": [list(g) for g in grids], "n_fields": n_fields, "sigma": sigma, "length": length,
+           "ritz": ritz, "batch": batch, "lr": lr, "steps": step, "max_steps": max_steps, "minutes": minutes,
+           "config": cfg, "data_seconds": round(t_data, 1), "train_seconds": round(time.perf_counter() - t1, 1),
+           "loss_history": [round(v, 6) for v in history], "torch": torch.__version__}
+    if out is not None:
+        model.save(out, meta={k: v for k, v in log.items() if k != "loss_history"})
+    return model, log
+
+
+def _parse_grids(text: str):
+    grids = []
+    for part in text.split(","):
+        dims = tuple(int(s) for s in part.lower().split("x"))
+        grids.append(dims if len(dims) > 1 else (dims[0], dims[0]))
+    return grids
+
+
+def config_from_options(**opts) -> dict:
+    """Model config from CLI-style options (unset ones take `CONFIG_KEYS` defaults)."""
+    return {k: v for k, v in opts.items() if k in CONFIG_KEYS and v is not None}
+
+
+if __name__ == "__main__":  # pragma: no cover
+    print(json.dumps(CONFIG_KEYS))

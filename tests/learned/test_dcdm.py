@@ -1,0 +1,272 @@
+"""DCDM solver and the convolutional direction model."""
+
+import os
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+import scipy.sparse.linalg as spla
+
+import krylovlab
+from krylovlab import Status
+from krylovlab.gallery import poisson
+from krylovlab.learned import DCDM, ConvDirectionModel, default_weights_path, load_model
+from krylovlab.learned._fields import diffusion_matrix, layered_field, lognormal_field
+
+
+def true_rel(A, x, b):
+    return np.linalg.norm(b - A @ x) / np.linalg.norm(b)
+
+
+@pytest.fixture(scope="module")
+def rng():
+    return np.random.default_rng(3)
+
+
+# ------------------------------------------------------------------------------ the model
+def test_shipped_weights_load_and_shapes(rng):
+    path = default_weights_path()
+    assert os.path.exists(path)
+    assert os.path.getsize(path) < 1_000_000
+    model = load_model(grid=(16, 24))
+    assert model.config["dim"] == 2
+    for dtype in (np.float64, np.float32):
+        r = rng.standard_normal(16 * 24).astype(dtype)
+        d = model(r)
+        assert d.shape == (16 * 24,) and d.dtype == dtype
+        assert np.all(np.isfinite(d))
+    # scale invariance of the input: the network sees r/‖r‖
+    np.testing.assert_allclose(model(3.0 * r), model(r), rtol=1e-5, atol=1e-6)
+    assert not model(np.zeros(16 * 24)).any()
+
+
+def test_model_grid_errors(rng):
+    model = load_model()
+    with pytest.raises(ValueError, match="no grid"):
+        model(rng.standard_normal(64))
+    with pytest.raises(ValueError, match="even"):
+        model.with_grid((15, 16))
+    with pytest.raises(ValueError, match="2-D"):
+        model.with_grid((8, 8, 8))
+    m = model.with_grid((8, 8))
+    with pytest.raises(ValueError, match="grid"):
+        m(rng.standard_normal(63))
+
+
+def test_npz_roundtrip_and_malformed_files(tmp_path, rng):
+    model = load_model(grid=(8, 8))
+    path = tmp_path / "w.npz"
+    model.save(path)
+    again = ConvDirectionModel.load(path, grid=(8, 8))
+    r = rng.standard_normal(64)
+    np.testing.assert_array_equal(again(r), model(r))
+    bad = tmp_path / "bad.npz"
+    bad.write_bytes(b"not a zip file at all")
+    with pytest.raises(ValueError, match="cannot read"):
+        ConvDirectionModel.load(bad)
+    np.savez(tmp_path / "noconf.npz", a=np.zeros(3))
+    with pytest.raises(ValueError, match="config"):
+        ConvDirectionModel.load(tmp_path / "noconf.npz")
+    weights = dict(model.weights)
+    weights["in.w"] = weights["in.w"][:, :, :2]
+    with pytest.raises(ValueError, match="shape"):
+        ConvDirectionModel(weights, model.config)
+    weights = dict(model.weights)
+    weights.pop("out.b")
+    with pytest.raises(ValueError, match="missing"):
+        ConvDirectionModel(weights, model.config)
+    # object arrays would need pickle: refused
+    np.savez(tmp_path / "obj.npz", config=np.array([{"dim": 2}], dtype=object))
+    with pytest.raises(ValueError):
+        ConvDirectionModel.load(tmp_path / "obj.npz")
+
+
+def test_model_matches_torch_module(rng):
+    torch = pytest.importorskip("torch")
+    from krylovlab.learned.train import DCDMNet, from_model, to_model
+
+    for cfg, grid in [({}, (32, 16)), ({"levels": 1, "n_pre": 2, "n_coarse": 3, "n_post": 2}, (8, 12)),
+                      ({"dim": 3, "channels": 4}, (8, 8, 4)), ({"bias": 0}, (16, 16))]:
+        torch.manual_seed(1)
+        net = DCDMNet(cfg)
+        model = to_model(net, grid)
+        r = rng.standard_normal(int(np.prod(grid)))
+        with torch.no_grad():
+            ref = net(torch.from_numpy((r / np.linalg.norm(r)).astype(np.float32)).reshape(1, *grid))
+        ref = ref.numpy().ravel()
+        np.testing.assert_allclose(model(r), ref, rtol=1e-4, atol=1e-5 * np.abs(ref).max())
+    # and the shipped file round-trips through torch
+    shipped = load_model(grid=(16, 16))
+    net = from_model(shipped)
+    with torch.no_grad():
+        ref = net(torch.from_numpy((r[:256] / np.linalg.norm(r[:256])).astype(np.float32)).reshape(1, 16, 16))
+    np.testing.assert_allclose(shipped(r[:256]), ref.numpy().ravel(), rtol=1e-4, atol=1e-5)
+
+
+# ------------------------------------------------------------------------------ the solver
+def test_exact_inverse_converges_in_one_iteration(rng):
+    A = diffusion_matrix(lognormal_field((12, 12), rng=1))
+    b = rng.standard_normal(144)
+    lu = spla.splu(A.tocsc())
+    res = DCDM(A, model=lu.solve, rtol=1e-10).solve(b)
+    assert res.converged and res.iterations == 1
+    assert true_rel(A, res.x, b) <= 1e-10
+
+
+def test_identity_model_is_cg(rng):
+    A = poisson((20, 20))
+    b = rng.standard_normal(400)
+    res = DCDM(A, model=lambda r: r, rtol=1e-8).solve(b)
+    cg = krylovlab.solve(A, b, method="cg", rtol=1e-8)
+    assert res.converged and abs(res.iterations - cg.iterations) <= 2
+    assert true_rel(A, res.x, b) <= 1e-8
+
+
+def test_kept_directions_are_A_orthogonal(rng):
+    A = diffusion_matrix(lognormal_field((16, 16), rng=2))
+    b = rng.standard_normal(256)
+    noise = np.random.default_rng(5)
+
+    def poor(r):  # a nonlinear, badly scaled model: the flexible method must cope
+        return np.sign(r) * np.abs(r) ** 0.7 + 0.3 * noise.standard_normal(r.shape) * np.linalg.norm(r) / 16
+
+    solver = DCDM(A, model=poor, n_keep=6, maxiter=6, rtol=1e-14)
+    res = solver.solve(b)
+    assert res.status == Status.MAXITER and res.iterations == 6
+    P, AP = solver.kept_directions
+    assert len(P) == 6
+    G = np.array([[p @ ap for ap in AP] for p in P])
+    d = np.sqrt(np.diag(G))
+    off = np.abs(G - np.diag(np.diag(G))) / np.outer(d, d)
+    assert off.max() < 1e-10
+    for p, ap in zip(P, AP):
+        np.testing.assert_allclose(A @ p, ap, rtol=1e-12, atol=1e-12 * np.abs(ap).max())
+
+
+def test_poor_model_still_converges_or_reports(rng):
+    A = poisson((16, 16))
+    b = rng.standard_normal(256)
+    noise = np.random.default_rng(0)
+    res = DCDM(A, model=lambda r: noise.standard_normal(r.shape), rtol=1e-6, maxiter=3000,
+               stagnation_window=3000).solve(b)
+    # random directions still reduce the energy every step; whatever happens, no false claim
+    assert res.status in (Status.RTOL, Status.MAXITER, Status.STAGNATION)
+    assert res.converged == (true_rel(A, res.x, b) <= 1e-6)
+    # a model that returns zeros falls back to steepest descent and converges
+    res = DCDM(A, model=lambda r: np.zeros_like(r), rtol=1e-3, maxiter=5000, stagnation_window=5000).solve(b)
+    assert res.converged and res.extras["fallback_steps"] == res.iterations
+    assert true_rel(A, res.x, b) <= 1e-3
+    # stagnation is reported as such
+    res = DCDM(A, model=lambda r: noise.standard_normal(r.shape), rtol=1e-12, maxiter=500,
+               stagnation_window=2).solve(b)
+    assert res.status == Status.STAGNATION and not res.converged
+
+
+def test_bad_models_fail_cleanly(rng):
+    A = poisson((8, 8))
+    b = rng.standard_normal(64)
+    res = DCDM(A, model=lambda r: np.full_like(r, np.nan)).solve(b)
+    assert res.status == Status.PC_FAILED and not res.converged
+    with pytest.raises(ValueError, match="returned"):
+        DCDM(A, model=lambda r: r[:10]).solve(b)
+    with pytest.raises(TypeError, match="direction model"):
+        DCDM(A, model=42)
+    res = DCDM(-A, model=lambda r: r).solve(b)
+    assert res.status == Status.INDEFINITE
+
+
+def test_grid_errors():
+    A = poisson((32, 32))
+    with pytest.raises(ValueError, match="900 cells but A has 1024"):
+        DCDM(A, grid=(30, 30))
+    with pytest.raises(ValueError, match="grid"):
+        DCDM(A)
+    with pytest.raises(ValueError, match="2-D"):
+        DCDM(A, grid=(16, 8, 8))
+    with pytest.raises(ValueError, match="even"):
+        DCDM(poisson((31, 31)), grid=(31, 31))
+    with pytest.raises(ValueError, match="grid must"):
+        DCDM(A, grid=1024)
+    with pytest.raises(ValueError, match="n_keep"):
+        DCDM(A, grid=(32, 32), n_keep=-1)
+
+
+@pytest.mark.parametrize("kind", ["poisson", "darcy", "layered"])
+def test_solve_front_door_with_shipped_network(kind):
+    n = 32
+    a = {"poisson": np.ones((n, n)), "darcy": lognormal_field((n, n), rng=11),
+         "layered": layered_field((n, n), rng=4)}[kind]
+    A = diffusion_matrix(a)
+    b = np.random.default_rng(1).standard_normal(n * n)
+    x0 = np.zeros(n * n)
+    res = krylovlab.solve(A, b, x0, method="dcdm", grid=(n, n), rtol=1e-6, maxiter=300, history=True)
+    # the shipped (small, briefly trained) network may stagnate before 1e-6: it must then say so
+    assert res.status in (Status.RTOL, Status.STAGNATION, Status.MAXITER)
+    rel = true_rel(A, res.x, b)
+    assert res.converged == (rel <= 1e-6)
+    assert abs(res.rnorm - rel * np.linalg.norm(b)) <= 1e-8 * np.linalg.norm(b)
+    assert not x0.any()
+    assert res.nmatvec == 2 * res.iterations + 1  # x0 given: one matvec for the first residual
+    assert len(res.history) == res.iterations + 1
+    assert res.extras["model"].startswith("cnn")
+    # the network's first directions are good ones: 5 steps beat 5 steps of CG
+    early = krylovlab.solve(A, b, method="dcdm", grid=(n, n), maxiter=5)
+    cg = krylovlab.solve(A, b, method="cg", maxiter=5)
+    assert true_rel(A, early.x, b) < true_rel(A, cg.x, b)
+
+
+def test_zero_rhs_tolerances_and_float32():
+    A = poisson((16, 16))
+    res = krylovlab.solve(A, np.zeros(256), method="dcdm", grid=(16, 16))
+    assert res.converged and not res.x.any()
+    with pytest.raises(ValueError):
+        DCDM(A, grid=(16, 16), rtol=-1.0)
+    b = np.ones(256, np.float32)
+    res = DCDM(A.astype(np.float32), grid=(16, 16), rtol=1e-2).solve(b)
+    assert res.converged and res.x.dtype == np.float32
+    assert true_rel(A, res.x.astype(float), b.astype(float)) <= 1e-2
+
+
+def test_pyamg_and_sparse_models(rng):
+    pyamg = pytest.importorskip("pyamg")
+    A = diffusion_matrix(lognormal_field((24, 24), rng=3))
+    b = rng.standard_normal(576)
+    ml = pyamg.smoothed_aggregation_solver(A)
+    res = DCDM(A, model=ml, rtol=1e-8).solve(b)
+    assert res.converged and res.iterations < 20 and true_rel(A, res.x, b) <= 1e-8
+    res = DCDM(A, M=sp.diags(1.0 / A.diagonal()), rtol=1e-8).solve(b)
+    assert res.converged and true_rel(A, res.x, b) <= 1e-8
+
+
+def test_torch_module_as_model(rng):
+    torch = pytest.importorskip("torch")
+    from krylovlab.learned.train import from_model
+
+    net = from_model(load_model())
+    A = poisson((16, 16))
+    b = rng.standard_normal(256)
+    res = DCDM(A, grid=(16, 16), model=net, maxiter=4, history=True).solve(b)
+    ref = DCDM(A, grid=(16, 16), maxiter=4, history=True).solve(b)
+    assert res.extras["model"].startswith("torch module")
+    np.testing.assert_allclose(res.history, ref.history, rtol=1e-3)
+
+
+def Jacobi_like(r):
+    return r / 4.0
+
+
+def test_update_operator_keeps_model():
+    A = poisson((16, 16))
+    solver = DCDM(A, grid=(16, 16), model=Jacobi_like, rtol=1e-6)
+    b = np.ones(256)
+    r1 = solver.solve(b)
+    A2 = diffusion_matrix(lognormal_field((16, 16), rng=9))
+    solver.update_operator(A2)
+    r2 = solver.solve(b)
+    assert r1.converged and r2.converged and true_rel(A2, r2.x, b) <= 1e-6
+    # the shipped network is re-bound too, and the grid is checked against the new operator
+    net_solver = DCDM(A, grid=(16, 16), maxiter=3)
+    net_solver.update_operator(A2)
+    assert net_solver.solve(b).iterations == 3
+    with pytest.raises(ValueError, match="cells"):
+        solver.update_operator(poisson((8, 8)))
