@@ -24,21 +24,42 @@ from .backend import get_backend
 # --- classic Krylov: solver classes and scipy drop-ins (krylov/, compat.py) ---
 from .krylov.cg import CG
 from .compat import cg
+from .krylov.minres import MINRES
+from .krylov.delegated import BiCG, CGS, GCROTMK, LGMRES, QMR, TFQMR
+from .compat import bicg, cgs, gcrotmk, lgmres, minres, qmr, tfqmr
+from .krylov.gmres import GMRES
+from .krylov.bicgstab import BiCGSTAB
+from .compat import bicgstab, gmres
 # --- end classic Krylov ---
 
 # --- recycled Krylov (recycle/) ---
+from .recycle import GCRODR, GMRESDR, RCG, gcrodr, ordering
 # --- end recycled Krylov ---
 
 # --- relaxation (relax/) ---
+from .relax import SOR, SSOR, BinnedTsallisINF, ChebCB, TsallisINF
 # --- end relaxation ---
 
 # --- learned directions (learned/) ---
+from .learned import DCDM
 # --- end learned directions ---
 
 # --- sketching (sketch/) ---
+from .sketch import (
+    SRHT,
+    CountSketch,
+    GaussianSketch,
+    Kaczmarz,
+    LstsqResult,
+    SketchProject,
+    SparseSign,
+    lstsq,
+    make_sketch,
+)
 # --- end sketching ---
 
 # --- algebraic multigrid (amg/) ---
+from .amg import AMG, AMGCG, AMGGMRES, AMGSpectralClustering, spectral_clustering
 # --- end algebraic multigrid ---
 
 from . import gallery
@@ -68,9 +89,52 @@ __all__ = [
     # classic Krylov
     "CG",
     "cg",
+    "MINRES",
+    "minres",
+    "CGS",
+    "cgs",
+    "BiCG",
+    "bicg",
+    "QMR",
+    "qmr",
+    "TFQMR",
+    "tfqmr",
+    "LGMRES",
+    "lgmres",
+    "GCROTMK",
+    "gcrotmk",
+    "GMRES",
+    "gmres",
+    "BiCGSTAB",
+    "bicgstab",
     # recycled Krylov
+    "GCRODR",
+    "GMRESDR",
+    "RCG",
+    "gcrodr",
+    "ordering",
     # relaxation
+    "SOR",
+    "SSOR",
+    "TsallisINF",
+    "BinnedTsallisINF",
+    "ChebCB",
     # learned directions
+    "DCDM",
     # sketching
+    "lstsq",
+    "LstsqResult",
+    "Kaczmarz",
+    "SketchProject",
+    "make_sketch",
+    "GaussianSketch",
+    "SRHT",
+    "CountSketch",
+    "SparseSign",
     # algebraic multigrid
+    "AMG",
+    "AMGCG",
+    "AMGGMRES",
+    "AMGSpectralClustering",
+    "spectral_clustering",
 ]

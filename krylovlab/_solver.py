@@ -353,7 +353,10 @@ class Solver:
                 m.start(None)
         problem = Problem(op, self.M, b, x, bnorm, tol, maxiter, be, dtype, list(self.monitors),
                           self.history, self, x0_given=x0 is not None)
-        out = self._run_with_true_residual_check(problem)
+        if maxiter == 0:
+            out = self._no_iterations(problem)
+        else:
+            out = self._run_with_true_residual_check(problem)
         hist = None
         if out.history is not None:
             hist = np.asarray(out.history, dtype=float)
@@ -391,6 +394,17 @@ class Solver:
         if restarts:
             total.extras["true_residual_restarts"] = restarts
         return total
+
+    def _no_iterations(self, problem: Problem) -> Outcome:
+        """maxiter = 0: only test x0 (the same for every method)."""
+        if problem.x0_given:
+            rnorm = problem.norm(problem.residual(problem.x))
+            nmv = 1
+        else:
+            rnorm, nmv = problem.bnorm, 0
+        status = converged_status(rnorm, problem) if rnorm <= problem.tol else Status.MAXITER
+        return Outcome(problem.x, status, 0, rnorm, nmatvec=nmv,
+                       history=[rnorm] if problem.record_history else None, rnorm_is_true=True)
 
     def _iterate(self, problem: Problem) -> Outcome:
         raise NotImplementedError  # abstract: each method implements its iteration

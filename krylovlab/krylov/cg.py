@@ -67,7 +67,7 @@ class CG(Solver):
         else:
             inv_diag = np.ascontiguousarray(pb.M.inv_diag, dtype=dtype)
         hist = np.empty(pb.maxiter + 1 if pb.record_history else 0, dtype=np.float64)
-        parallel = pb.b.shape[0] >= cpu.PARALLEL_THRESHOLD
+        parallel = cpu.use_parallel(pb.b.shape[0])
         x0_nonzero = bool(pb.x0_given and np.any(pb.x))
         it, code, rn, nmv = cpu.cg_csr(a.indptr, a.indices, data, inv_diag, pb.b, pb.x, pb.tol,
                                        pb.maxiter, hist, x0_nonzero, parallel)

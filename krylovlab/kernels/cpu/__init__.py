@@ -9,6 +9,9 @@ from ._cg import cg_csr
 from ._relax import sor_sweep
 from ._blas import (
     PARALLEL_THRESHOLD,
+    by_size,
+    machine_busy,
+    use_parallel,
     axpby,
     cg_update,
     dot,
@@ -20,6 +23,9 @@ from ._blas import (
 
 __all__ = [
     "PARALLEL_THRESHOLD",
+    "by_size",
+    "machine_busy",
+    "use_parallel",
     "axpby",
     "cg_update",
     "cg_csr",
@@ -30,3 +36,93 @@ __all__ = [
     "spmv_dot",
     "sor_sweep",
 ]
+
+# DCDM network inference (learned/): 3×3 convolutions, pooling, upsampling
+from ._conv import (  # noqa: E402
+    avgpool2_2d,
+    avgpool2_3d,
+    conv3x3_2d,
+    conv3x3_3d,
+    load_input_2d,
+    load_input_3d,
+    mix_out_2d,
+    mix_out_3d,
+    upsample2_add_2d,
+    upsample2_add_3d,
+)
+
+__all__ += [
+    "conv3x3_2d", "conv3x3_3d", "avgpool2_2d", "avgpool2_3d", "upsample2_add_2d", "upsample2_add_3d",
+    "mix_out_2d", "mix_out_3d", "load_input_2d", "load_input_3d",
+]
+
+# sketching and row-action kernels (sketch/)
+from ._sketch import (  # noqa: E402
+    coordinate_csr,
+    coordinate_dense,
+    fwht_rows,
+    kaczmarz_csr,
+    kaczmarz_dense,
+    normal_csr,
+    normal_dense,
+    sparse_sign_csr,
+    sparse_sign_dense,
+)
+
+__all__ += ["coordinate_csr", "coordinate_dense", "fwht_rows", "kaczmarz_csr", "kaczmarz_dense",
+            "normal_csr", "normal_dense", "sparse_sign_csr", "sparse_sign_dense"]
+
+# recycled Krylov kernels (recycle/)
+from ._recycle import (  # noqa: E402
+    WINDOW_FULL,
+    apply_op_rows,
+    arnoldi_finish_step,
+    combine,
+    defcg_csr,
+    gcro_cycle_csr,
+    gram,
+    orth_cgs2,
+)
+
+__all__ += [
+    "WINDOW_FULL",
+    "apply_op_rows",
+    "arnoldi_finish_step",
+    "combine",
+    "defcg_csr",
+    "gcro_cycle_csr",
+    "gram",
+    "orth_cgs2",
+]
+
+# algebraic multigrid kernels (amg/)
+from ._amg import amg_pcg, compatible_matching, split_diagonal, vcycle  # noqa: E402
+
+__all__ += ["amg_pcg", "compatible_matching", "split_diagonal", "vcycle"]
+
+# GMRES kernels (krylov/gmres.py): CGS2 block passes, small dense work, the whole solve
+from ._gmres import (  # noqa: E402
+    givens,
+    gmres_csr,
+    gs_combine,
+    gs_project,
+    gs_update,
+    gs_update_project,
+    hessenberg_solve,
+    orthogonalize,
+)
+
+__all__ += ["orthogonalize", "givens", "gmres_csr", "gs_combine", "gs_project", "gs_update", "gs_update_project",
+            "hessenberg_solve"]
+
+# BiCGSTAB kernels (krylov/bicgstab.py): fused SpMV-with-dots, vector updates, the whole solve
+from ._bicgstab import (  # noqa: E402
+    axpy_norm,
+    bicgstab_csr,
+    bicgstab_p,
+    bicgstab_xr,
+    spmv_dot_with,
+    spmv_dots2,
+)
+
+__all__ += ["axpy_norm", "bicgstab_csr", "bicgstab_p", "bicgstab_xr", "spmv_dot_with", "spmv_dots2"]

@@ -15,6 +15,9 @@ conjugate their first argument (``dot(x, y) = xᴴ y``).
 
 from __future__ import annotations
 
+import os
+import time
+
 import numba as nb
 import numpy as np
 
@@ -167,17 +170,46 @@ def jacobi_parallel(inv_diag, r, z):
 
 
 # ------------------------------------------------------------- size dispatch
-def _pick(serial, parallel):
+_busy_cache = {"t": -1e9, "busy": False}
+
+
+def machine_busy() -> bool:
+    """True when the 1-minute load exceeds the core count by more than half a core.
+
+    Threaded kernels wait for every thread at each parallel region; when other
+    processes hold the cores those waits stretch a ~1 ms kernel to tens of ms
+    (measured on our shared 2-core machines), so the threaded variants are
+    used only when the cores are ours.  Cached for half a second.
+    """
+    now = time.monotonic()
+    if now - _busy_cache["t"] > 0.5:
+        try:
+            _busy_cache["busy"] = os.getloadavg()[0] > (os.cpu_count() or 1) + 0.5
+        except OSError:  # platforms without getloadavg
+            _busy_cache["busy"] = False
+        _busy_cache["t"] = now
+    return _busy_cache["busy"]
+
+
+def use_parallel(n: int) -> bool:
+    """Whether a kernel over ``n`` entries should run threaded (size, thread count, machine load)."""
+    return n >= PARALLEL_THRESHOLD and nb.get_num_threads() > 1 and not machine_busy()
+
+
+def by_size(serial, parallel, vec_arg: int = -1):
+    """A public kernel that picks ``serial`` or ``parallel`` by `use_parallel` on argument ``vec_arg``'s length."""
+
     def kernel(*args):
-        # the vector length is the last argument's length for every kernel here
-        n = args[-1].shape[0]
-        return (parallel if n >= PARALLEL_THRESHOLD else serial)(*args)
+        return (parallel if use_parallel(args[vec_arg].shape[0]) else serial)(*args)
 
     kernel.__name__ = serial.__name__.replace("_serial", "")
     kernel.__doc__ = serial.__doc__
     kernel.serial = serial
     kernel.parallel = parallel
     return kernel
+
+
+_pick = by_size
 
 
 spmv = _pick(spmv_serial, spmv_parallel)
