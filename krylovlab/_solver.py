@@ -188,6 +188,32 @@ class Problem:
         """True when per-iteration Python callbacks must run (no fully jitted path)."""
         return bool(self.monitors)
 
+    @property
+    def jit_ready(self) -> bool:
+        """Whether a whole-solve numba loop applies: host CSR A, M None or diagonal, no monitors."""
+        op, M = self.op, self.M
+        return (op.kind == "csr" and not op.device and not self.live
+                and (M is None or M.inv_diag is not None))
+
+    def jit_inputs(self) -> "JitInputs":
+        """The raw arrays and flags the whole-solve numba loops take (see `jit_ready`)."""
+        a, dtype = self.op.csr, self.dtype
+        data = a.data if a.data.dtype == dtype else a.data.astype(dtype)
+        inv_diag = (np.empty(0, dtype=dtype) if self.M is None
+                    else np.ascontiguousarray(self.M.inv_diag, dtype=dtype))
+        from .kernels import cpu
+
+        return JitInputs(
+            indptr=a.indptr, indices=a.indices, data=data, inv_diag=inv_diag,
+            hist=np.empty(self.maxiter + 1 if self.record_history else 0, dtype=np.float64),
+            parallel=cpu.use_parallel(self.b.shape[0]),
+            x0_nonzero=bool(self.x0_given and np.any(self.x)),
+            eps=float(np.finfo(dtype).eps))
+
+    def history_of(self, inputs: "JitInputs", iterations: int):
+        """The recorded part of a jitted loop's history array (None when not recorded)."""
+        return inputs.hist[: int(iterations) + 1] if self.record_history else None
+
     # -- products, dispatched once by operator kind and backend ------------------------------
     def matvec(self, x, out=None):
         return self.op.matvec(x, out)
@@ -222,6 +248,20 @@ class Problem:
                 if m(info):
                     stop = True
         return stop
+
+
+@dataclasses.dataclass(frozen=True)
+class JitInputs:
+    """Arguments shared by the whole-solve numba loops (CG, MINRES, BiCGSTAB, GMRES)."""
+
+    indptr: np.ndarray
+    indices: np.ndarray
+    data: np.ndarray
+    inv_diag: np.ndarray  # D⁻¹ for Jacobi, length 0 for no preconditioner
+    hist: np.ndarray  # length maxiter + 1, or 0 when history is not recorded
+    parallel: bool
+    x0_nonzero: bool
+    eps: float
 
 
 @dataclasses.dataclass

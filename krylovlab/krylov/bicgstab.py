@@ -62,11 +62,7 @@ class BiCGSTAB(Solver):
     supports_device = True
 
     def _iterate(self, pb: Problem) -> Outcome:
-        op, M = pb.op, pb.M
-        jacobi = M is not None and M.inv_diag is not None
-        if op.kind == "csr" and not op.device and not pb.live and (M is None or jacobi):
-            return self._iterate_jitted(pb)
-        return self._iterate_python(pb)
+        return self._iterate_jitted(pb) if pb.jit_ready else self._iterate_python(pb)
 
     def _outcome(self, pb, x, code, it, rn, nmv, nprec, history, kind, path):
         st = _STATUS[int(code)] if not isinstance(code, Status) else code
@@ -80,23 +76,13 @@ class BiCGSTAB(Solver):
 
     # ------------------------------------------------------------------ numba fast path
     def _iterate_jitted(self, pb: Problem) -> Outcome:
-        a = pb.op.csr
-        dtype = pb.dtype
-        data = a.data if a.data.dtype == dtype else a.data.astype(dtype)
-        if pb.M is None:
-            inv_diag = np.empty(0, dtype=dtype)
-            data_pc = data
-        else:
-            inv_diag = np.ascontiguousarray(pb.M.inv_diag, dtype=dtype)
-            data_pc = data * inv_diag[a.indices]  # A·D⁻¹
-        hist = np.empty(pb.maxiter + 1 if pb.record_history else 0, dtype=np.float64)
-        parallel = cpu.use_parallel(pb.b.shape[0])
-        x0_nonzero = bool(pb.x0_given and np.any(pb.x))
-        eps = float(np.finfo(dtype).eps)
-        it, code, rn, nmv, kind = cpu.bicgstab_csr(a.indptr, a.indices, data, data_pc, inv_diag, pb.b, pb.x,
-                                                   pb.tol, pb.maxiter, hist, x0_nonzero, parallel, eps)
-        history = hist[: it + 1] if pb.record_history else None
-        nprec = 0 if pb.M is None else nmv - int(x0_nonzero)
+        j = pb.jit_inputs()
+        # right preconditioning by D⁻¹ folded into the matrix: A·D⁻¹
+        data_pc = j.data if pb.M is None else j.data * j.inv_diag[j.indices]
+        it, code, rn, nmv, kind = cpu.bicgstab_csr(j.indptr, j.indices, j.data, data_pc, j.inv_diag, pb.b, pb.x,
+                                                   pb.tol, pb.maxiter, j.hist, j.x0_nonzero, j.parallel, j.eps)
+        history = pb.history_of(j, it)
+        nprec = 0 if pb.M is None else nmv - int(j.x0_nonzero)
         return self._outcome(pb, pb.x, code, it, rn, nmv, nprec, history, kind, "jitted")
 
     # -------------------------------------------------------------- generic path

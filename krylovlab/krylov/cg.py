@@ -51,27 +51,14 @@ class CG(Solver):
     supports_device = True
 
     def _iterate(self, pb: Problem) -> Outcome:
-        op, M = pb.op, pb.M
-        jacobi = M is not None and M.inv_diag is not None
-        if op.kind == "csr" and not op.device and not pb.live and (M is None or jacobi):
-            return self._iterate_jitted(pb)
-        return self._iterate_python(pb)
+        return self._iterate_jitted(pb) if pb.jit_ready else self._iterate_python(pb)
 
     # ------------------------------------------------------------------ numba fast path
     def _iterate_jitted(self, pb: Problem) -> Outcome:
-        a = pb.op.csr
-        dtype = pb.dtype
-        data = a.data if a.data.dtype == dtype else a.data.astype(dtype)
-        if pb.M is None:
-            inv_diag = np.empty(0, dtype=dtype)
-        else:
-            inv_diag = np.ascontiguousarray(pb.M.inv_diag, dtype=dtype)
-        hist = np.empty(pb.maxiter + 1 if pb.record_history else 0, dtype=np.float64)
-        parallel = cpu.use_parallel(pb.b.shape[0])
-        x0_nonzero = bool(pb.x0_given and np.any(pb.x))
-        it, code, rn, nmv = cpu.cg_csr(a.indptr, a.indices, data, inv_diag, pb.b, pb.x, pb.tol,
-                                       pb.maxiter, hist, x0_nonzero, parallel)
-        history = hist[: it + 1] if pb.record_history else None
+        j = pb.jit_inputs()
+        it, code, rn, nmv = cpu.cg_csr(j.indptr, j.indices, j.data, j.inv_diag, pb.b, pb.x, pb.tol,
+                                       pb.maxiter, j.hist, j.x0_nonzero, j.parallel)
+        history = pb.history_of(j, it)
         nprec = 0 if pb.M is None else it + 1
         return Outcome(pb.x, _STATUS[int(code)], int(it), float(rn), nmatvec=int(nmv), nprec=nprec,
                        history=history, extras={"path": "jitted"})

@@ -86,10 +86,7 @@ class GMRES(Solver):
         super().__init__(A, rtol=rtol, atol=atol, maxiter=maxiter, M=M, monitors=monitors, history=history)
 
     def _iterate(self, pb: Problem) -> Outcome:
-        op, M = pb.op, pb.M
-        jacobi = M is not None and M.inv_diag is not None
-        if (op.kind == "csr" and not op.device and not pb.live and self._cycle_callback is None
-                and (M is None or jacobi)):
+        if pb.jit_ready and self._cycle_callback is None:
             return self._iterate_jitted(pb)
         return self._iterate_python(pb)
 
@@ -99,29 +96,18 @@ class GMRES(Solver):
 
     # ------------------------------------------------------------------ numba fast path
     def _iterate_jitted(self, pb: Problem) -> Outcome:
-        a = pb.op.csr
-        dtype = pb.dtype
-        data = a.data if a.data.dtype == dtype else a.data.astype(dtype)
-        if pb.M is None:
-            inv_diag = np.empty(0, dtype=dtype)
-            data_pc = data
-        else:
-            inv_diag = np.ascontiguousarray(pb.M.inv_diag, dtype=dtype)
-            data_pc = data * inv_diag[a.indices]  # A·D⁻¹, so right preconditioning costs nothing per step
-        n = pb.b.shape[0]
-        m = min(self.restart, n)
-        hist = np.empty(pb.maxiter + 1 if pb.record_history else 0, dtype=np.float64)
-        parallel = cpu.use_parallel(n)
-        x0_nonzero = bool(pb.x0_given and np.any(pb.x))
-        eps = float(np.finfo(dtype).eps)
+        j = pb.jit_inputs()
+        # right preconditioning by D⁻¹ folded into the matrix (A·D⁻¹): it costs nothing per step
+        data_pc = j.data if pb.M is None else j.data * j.inv_diag[j.indices]
+        m = min(self.restart, pb.b.shape[0])
         cycles_left = 0 if self._max_cycles is None else max(self._max_cycles, 1)
         from threadpoolctl import threadpool_limits
 
         with threadpool_limits(limits=1, user_api="blas"):  # the real Gram–Schmidt passes call BLAS gemv
-            it, code, rn, nmv, cycles = cpu.gmres_csr(a.indptr, a.indices, data, data_pc, inv_diag, pb.b, pb.x,
-                                                      pb.tol, pb.maxiter, m, cycles_left, hist, x0_nonzero,
-                                                      parallel, eps, dtype.kind == "f")
-        history = hist[: it + 1] if pb.record_history else None
+            it, code, rn, nmv, cycles = cpu.gmres_csr(j.indptr, j.indices, j.data, data_pc, j.inv_diag, pb.b, pb.x,
+                                                      pb.tol, pb.maxiter, m, cycles_left, j.hist, j.x0_nonzero,
+                                                      j.parallel, j.eps, pb.dtype.kind == "f")
+        history = pb.history_of(j, it)
         nprec = 0 if pb.M is None else int(it + cycles)
         return Outcome(pb.x, self._status(code, pb), int(it), float(rn), nmatvec=int(nmv), nprec=nprec,
                        history=history, extras={"path": "jitted", "restart": m, "cycles": int(cycles)},

@@ -128,9 +128,7 @@ class MINRES(Solver):
 
     # ----------------------------------------------------------------------- dispatch
     def _iterate(self, pb: Problem) -> Outcome:
-        op, M = pb.op, pb.M
-        jacobi = M is not None and M.inv_diag is not None
-        if op.kind == "csr" and not op.device and not pb.live and (M is None or jacobi):
+        if pb.jit_ready:
             return self._iterate_jitted(pb)
         if pb.backend.is_gpu:
             return self._iterate_python(pb)
@@ -139,23 +137,13 @@ class MINRES(Solver):
 
     # ------------------------------------------------------------------ numba fast path
     def _iterate_jitted(self, pb: Problem) -> Outcome:
-        a = pb.op.csr
-        dtype = pb.dtype
-        data = a.data if a.data.dtype == dtype else a.data.astype(dtype)
-        if pb.M is None:
-            inv_diag = np.empty(0, dtype=dtype)
-        else:
-            inv_diag = np.ascontiguousarray(pb.M.inv_diag, dtype=dtype)
-        hist = np.empty(pb.maxiter + 1 if pb.record_history else 0, dtype=np.float64)
-        parallel = cpu.use_parallel(pb.b.shape[0])
-        x0_nonzero = bool(pb.x0_given and np.any(pb.x))
-        eps = float(np.finfo(dtype).eps)
-        it, code, rn, nmv = _minres_csr(a.indptr, a.indices, data, inv_diag, pb.b, pb.x, pb.tol, pb.maxiter,
-                                        hist, x0_nonzero, parallel, eps)
+        j = pb.jit_inputs()
+        it, code, rn, nmv = _minres_csr(j.indptr, j.indices, j.data, j.inv_diag, pb.b, pb.x, pb.tol, pb.maxiter,
+                                        j.hist, j.x0_nonzero, j.parallel, j.eps)
         status = _STATUS[int(code)]
         if status == Status.RTOL:
             status = converged_status(rn, pb)
-        history = hist[: it + 1] if pb.record_history else None
+        history = pb.history_of(j, it)
         nprec = 0 if pb.M is None or (it == 0 and status.value > 0) else int(it) + 1
         return Outcome(pb.x, status, int(it), float(rn), nmatvec=int(nmv), nprec=nprec, history=history,
                        extras={"path": "jitted"})
