@@ -88,7 +88,7 @@ def write_dataset(target: Path, arrays: dict, meta: dict) -> None:
                         f.create_dataset(name, data=arr.astype("S"))
                         continue
                     chunks = (1, *arr.shape[1:]) if arr.ndim > 1 else None
-                    comp = {"compression": "gzip", "compression_opts": 4, "shuffle": True} if arr.ndim > 1 else {}
+                    comp = {"compression": "gzip", "compression_opts": 1, "shuffle": True} if arr.ndim > 1 else {}
                     f.create_dataset(name, data=arr, chunks=chunks, **comp)
                 for key, value in meta.items():
                     f.attrs[key] = json.dumps(value)
