@@ -20,6 +20,8 @@ stops the solve with `Status.USER_STOP`.
 
 from __future__ import annotations
 
+import abc
+
 import dataclasses
 import math
 import time
@@ -70,14 +72,15 @@ class IterationInfo:
         return self._x()
 
 
-class Monitor:
+class Monitor(abc.ABC):
     """Base class: override ``__call__(info) -> bool | None``; ``start()`` is called before each solve."""
 
     def start(self, problem: "Problem") -> None:  # pragma: no cover - default no-op
         pass
 
+    @abc.abstractmethod
     def __call__(self, info: IterationInfo) -> bool | None:
-        raise NotImplementedError  # abstract: subclasses define what to observe
+        """Observe one iteration; return True to stop the solve."""
 
 
 class History(Monitor):
@@ -280,7 +283,7 @@ class Outcome:
 
 
 # ------------------------------------------------------------------------------------- solver
-class Solver:
+class Solver(abc.ABC):
     """Base class of every krylovlab method.
 
     Parameters
@@ -446,8 +449,9 @@ class Solver:
         return Outcome(problem.x, status, 0, rnorm, nmatvec=nmv,
                        history=[rnorm] if problem.record_history else None, rnorm_is_true=True)
 
+    @abc.abstractmethod
     def _iterate(self, problem: Problem) -> Outcome:
-        raise NotImplementedError  # abstract: each method implements its iteration
+        """Run the method on ``problem`` (everything method-independent is done by `solve`)."""
 
     # ------------------------------------------------------------------------ display
     def __repr__(self):

@@ -23,6 +23,7 @@ solution where that is meaningful; the stopping rule is always krylovlab's
 
 from __future__ import annotations
 
+import abc
 import importlib.util
 
 import numpy as np
@@ -36,7 +37,7 @@ def _have(module: str) -> bool:
         return False
 
 
-class Strategy:
+class Strategy(abc.ABC):
     name = ""
 
     def __init__(self, family, rtol: float):
@@ -44,12 +45,9 @@ class Strategy:
         self.rtol = float(rtol)
         self.prev = None
 
+    @abc.abstractmethod
     def solve(self, A, b):
         """Return ``(x, iterations)``; raise `RuntimeError` if it did not converge."""
-        raise NotImplementedError  # abstract
-
-    def describe(self) -> str:
-        return self.name
 
 
 class Direct(Strategy):

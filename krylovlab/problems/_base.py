@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import abc
+
 from typing import Any, ClassVar
 
 import numpy as np
@@ -33,7 +35,7 @@ def normalise_grid(grid, dim: int | None) -> tuple[int, ...]:
     return shape
 
 
-class ProblemFamily:
+class ProblemFamily(abc.ABC):
     """A parameterised family of linear systems A(p) x = b(p) from one PDE.
 
     Subclasses implement ``sample(rng) -> params`` (a dict of numpy arrays
@@ -69,14 +71,17 @@ class ProblemFamily:
     def node_shape(self) -> tuple[int, ...]:
         return tuple(g + 2 for g in self.grid)
 
+    @abc.abstractmethod
     def sample(self, rng) -> dict[str, Any]:
-        raise NotImplementedError  # abstract
+        """Draw the parameters of one sample."""
 
+    @abc.abstractmethod
     def assemble(self, params) -> tuple[sp.csr_matrix, np.ndarray]:
-        raise NotImplementedError  # abstract
+        """Build (A, b) for ``params``."""
 
+    @abc.abstractmethod
     def features(self, params) -> np.ndarray:
-        raise NotImplementedError  # abstract
+        """A short feature vector for ordering samples."""
 
     def config(self) -> dict[str, Any]:
         """JSON-serialisable description (stored with datasets)."""

@@ -28,6 +28,8 @@ drawn from, one row per round).
 
 from __future__ import annotations
 
+import abc
+
 import math
 import numbers
 
@@ -80,7 +82,7 @@ def _check_context(context) -> float:
     return c
 
 
-class OmegaLearner:
+class OmegaLearner(abc.ABC):
     """Common bookkeeping: arms, rng, history and the choose/update turn order."""
 
     contextual = False
@@ -150,11 +152,13 @@ class OmegaLearner:
         type(self).__init__(self, **self._init_kwargs())
 
     # --------------------------------------------------------------------- subclasses
-    def probabilities(self, context=None) -> np.ndarray:  # pragma: no cover - abstract
-        raise NotImplementedError
+    @abc.abstractmethod
+    def probabilities(self, context=None) -> np.ndarray:
+        """Probability of each arm (for ``context``)."""
 
-    def _learn(self, i, p, context, cost) -> None:  # pragma: no cover - abstract
-        raise NotImplementedError
+    @abc.abstractmethod
+    def _learn(self, i, p, context, cost) -> None:
+        """Update the estimates after arm ``i`` (chosen with probability ``p``) cost ``cost``."""
 
     def _init_kwargs(self) -> dict:
         return {"arms": self.arms, "rng": self._seed}

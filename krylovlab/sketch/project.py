@@ -43,6 +43,8 @@ Workspace: x, r (m-vector), and for blocks the τ × n sketched rows.
 
 from __future__ import annotations
 
+import abc
+
 import math
 import time
 
@@ -58,7 +60,7 @@ from .sketches import _generator, make_sketch
 __all__ = ["Kaczmarz", "SketchProject"]
 
 
-class _RowAction(Solver):
+class _RowAction(Solver, abc.ABC):
     """Shared machinery: rectangular operators, stop rule, epoch loop."""
 
     supports_device = False
@@ -184,8 +186,9 @@ class _RowAction(Solver):
     def _extras(self) -> dict:
         return {}
 
-    def _epoch(self, pb, x, r) -> int:  # pragma: no cover - abstract
-        raise NotImplementedError
+    @abc.abstractmethod
+    def _epoch(self, pb, x, r) -> int:
+        """One pass of row actions over A; returns the products with A it cost."""
 
 
 # ---------------------------------------------------------------------------------- Kaczmarz

@@ -34,6 +34,8 @@ the same generator, so a seed gives the same S on both devices).
 
 from __future__ import annotations
 
+import abc
+
 import math
 
 import numba
@@ -74,7 +76,7 @@ def _check_size(d, m):
     return int(d), int(m)
 
 
-class SketchOperator:
+class SketchOperator(abc.ABC):
     """Base class: a random d × m matrix S with a fast ``S @ A``.
 
     Attributes
@@ -91,8 +93,9 @@ class SketchOperator:
         self.shape = (self.d, self.m)
         self._draw(_generator(rng))
 
-    def _draw(self, rng):  # pragma: no cover - abstract
-        raise NotImplementedError
+    @abc.abstractmethod
+    def _draw(self, rng):
+        """Draw the random parts of S from ``rng``."""
 
     # ------------------------------------------------------------------ public
     def apply(self, A):
@@ -131,14 +134,17 @@ class SketchOperator:
         return f"{type(self).__name__}(d={self.d}, m={self.m})"
 
     # ------------------------------------------------------------- per family
-    def _apply_dense(self, A):  # pragma: no cover - abstract
-        raise NotImplementedError
+    @abc.abstractmethod
+    def _apply_dense(self, A):
+        """S @ A for a dense host array."""
 
-    def _apply_csr(self, a, dtype):  # pragma: no cover - abstract
-        raise NotImplementedError
+    @abc.abstractmethod
+    def _apply_csr(self, a, dtype):
+        """S @ A for a host CSR matrix."""
 
-    def _apply_gpu(self, A):  # pragma: no cover - needs a device
-        raise NotImplementedError
+    @abc.abstractmethod
+    def _apply_gpu(self, A):
+        """S @ A for a CuPy array."""
 
 
 # ---------------------------------------------------------------------------- sparse signs
