@@ -101,7 +101,20 @@ def check_vector(v, n: int, name: str, xp=np):
 
 
 def _check_finite_values(data, what: str, xp=np):
-    if data.size and not bool(xp.isfinite(data).all()):
+    if not data.size:
+        return
+    if (xp is np and isinstance(data, np.ndarray) and data.size >= 1 << 16 and data.dtype.kind in "fc"
+            and (data.flags.c_contiguous or data.flags.f_contiguous)):
+        # large host arrays: one streaming numba pass instead of a bool temporary of the same length
+        from .kernels import cpu
+
+        flat = data.ravel(order="K")
+        if flat.dtype.kind == "c":
+            flat = flat.view(flat.real.dtype)
+        ok = bool(cpu.all_finite(flat))
+    else:
+        ok = bool(xp.isfinite(data).all())
+    if not ok:
         raise ValueError(f"{what} contains NaN or Inf")
 
 

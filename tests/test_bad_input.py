@@ -265,3 +265,25 @@ def test_wrong_method_name(method):
 def test_method_not_a_string(method):
     with pytest.raises(TypeError, match="method must be a string"):
         krylovlab.solve(_A(), np.ones(20), method=method)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32, np.complex128])
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_large_arrays_nan_inf_rejected_by_streaming_check(dtype, bad):
+    """Arrays above 2¹⁶ entries take the numba streaming check; it must see every entry."""
+    from krylovlab._operator import _check_finite_values
+
+    a = np.ones((300, 400), dtype=dtype, order="F")
+    a[5, 5] = np.finfo(dtype).max  # huge but finite: accepted
+    a[6, 6] = -np.finfo(dtype).max
+    _check_finite_values(a, "A")
+    for pos in [(0, 0), (123, 7), (299, 399)]:
+        b = a.copy()
+        b[pos] = bad
+        with pytest.raises(ValueError, match="NaN or Inf"):
+            _check_finite_values(b, "A")
+    if np.dtype(dtype).kind == "c":
+        b = a.copy()
+        b[1, 1] = complex(1.0, bad)
+        with pytest.raises(ValueError, match="NaN or Inf"):
+            _check_finite_values(b, "A")

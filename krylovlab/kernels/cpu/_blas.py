@@ -169,6 +169,27 @@ def jacobi_parallel(inv_diag, r, z):
     return s
 
 
+@nb.njit(**_jit)
+def all_finite_serial(x):
+    """True when the real 1-D array x holds no NaN or Inf (one streaming pass, no temporaries).
+
+    Σ x_i·0 is 0 for finite data and NaN as soon as one entry is NaN or ±Inf
+    (0·Inf = NaN), so the test is a plain vectorisable reduction.
+    """
+    acc = 0.0
+    for i in range(x.shape[0]):
+        acc += x[i] * 0.0
+    return acc == 0.0
+
+
+@nb.njit(parallel=True, **_jit)
+def all_finite_parallel(x):
+    acc = 0.0
+    for i in nb.prange(x.shape[0]):
+        acc += x[i] * 0.0
+    return acc == 0.0
+
+
 # ------------------------------------------------------------- size dispatch
 _busy_cache = {"t": -1e9, "busy": False}
 
@@ -219,3 +240,4 @@ norm2 = _pick(norm2_serial, norm2_parallel)
 axpby = _pick(axpby_serial, axpby_parallel)
 cg_update = _pick(cg_update_serial, cg_update_parallel)
 jacobi = _pick(jacobi_serial, jacobi_parallel)
+all_finite = _pick(all_finite_serial, all_finite_parallel)
