@@ -113,6 +113,16 @@ def greedy_coloring(indptr, indices):
 
 
 # --- GMRES kernels (kernels/cpu/_gmres.py) ---
+def mgs(V, k, w, h, reverse=False):
+    """Modified Gram–Schmidt of w against V[:k] (in place): h[q] ← V[q]ᴴ w, w ← w − h[q] V[q], q in
+    order (or reversed); returns (‖w_in‖², ‖w_out‖²)."""
+    h0sq = float(np.vdot(w, w).real)
+    for q in (range(k - 1, -1, -1) if reverse else range(k)):
+        h[q] = np.vdot(V[q], w)
+        w -= h[q] * V[q]
+    return h0sq, float(np.vdot(w, w).real)
+
+
 def gs_project(V, k, w, h):
     """h[:k] ← V[:k]ᴴ w; return ‖w‖²."""
     h[:k] = V[:k].conj() @ w

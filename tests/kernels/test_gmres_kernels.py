@@ -127,3 +127,41 @@ def test_bicgstab_kernels(dtype):
         getattr(kb, f"bicgstab_p_{var}")(0.9, 0.2, z, v, pk)
         ref.bicgstab_p(0.9, 0.2, z, v, pr)
         np.testing.assert_allclose(pk, pr, rtol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("n", [7, 1000])
+@pytest.mark.parametrize("reverse", [False, True])
+def test_fused_modified_gram_schmidt(dtype, n, reverse):
+    """The fused MGS sweeps equal the textbook MGS loop (either direction) and orthogonalise."""
+    rng = np.random.default_rng(1)
+    m, k = 6, 5
+    V = rand(rng, (n, m + 1), dtype)
+    V = np.linalg.qr(V)[0].T.copy() if n >= m + 1 else rand(rng, (m + 1, n), dtype)
+    w0 = rand(rng, n, dtype)
+    for var in variants(dtype):
+        t = tol(dtype)
+        hk, hr = np.zeros(m + 1, dtype), np.zeros(m + 1, dtype)
+        wk, wr = w0.copy(), w0.copy()
+        s0k, s1k = getattr(kg, f"mgs_{var}")(V, k, wk, hk, reverse)
+        s0r, s1r = ref.mgs(V, k, wr, hr, reverse)
+        np.testing.assert_allclose(hk[:k], hr[:k], rtol=t, atol=t * 10)
+        np.testing.assert_allclose(wk, wr, rtol=t, atol=t * 10)
+        assert s0k == pytest.approx(s0r, rel=t) and s1k == pytest.approx(s1r, rel=t * 10)
+        assert np.all(hk[k:] == 0)  # rows past k untouched
+        if n >= m + 1:  # orthonormal basis: the result is orthogonal to V[:k]
+            assert np.abs(V[:k].conj() @ wk).max() <= 50 * t * np.linalg.norm(w0)
+
+
+def test_mgs_second_pass_only_near_breakdown():
+    """`mgs_twice_if_tiny` reorthogonalises only when the remainder is rounding-sized."""
+    rng = np.random.default_rng(2)
+    n, k = 500, 4
+    V = np.linalg.qr(rng.standard_normal((n, k + 1)))[0].T.copy()
+    h1, h2 = np.zeros(k + 1), np.zeros(k + 1)
+    w = rng.standard_normal(n)
+    kg.mgs_twice_if_tiny(V, k, w, h1, h2, False, False)
+    assert np.all(h2 == 0)  # a genuine new direction: one pass
+    w = V[:k].T @ rng.standard_normal(k)  # in span(V): the remainder is rounding
+    s0, s1 = kg.mgs_twice_if_tiny(V, k, w, h1, h2, False, False)
+    assert np.any(h2[:k] != 0) and s1 <= (1e-14) ** 2 * s0

@@ -111,10 +111,12 @@ from ._gmres import (  # noqa: E402
     gs_update,
     gs_update_project,
     hessenberg_solve,
+    mgs,
+    mgs_twice_if_tiny,
     orthogonalize,
 )
 
-__all__ += ["orthogonalize", "givens", "gmres_csr", "gs_combine", "gs_project", "gs_update", "gs_update_project",
+__all__ += ["mgs", "mgs_twice_if_tiny", "orthogonalize", "givens", "gmres_csr", "gs_combine", "gs_project", "gs_update", "gs_update_project",
             "hessenberg_solve"]
 
 # BiCGSTAB kernels (krylov/bicgstab.py): fused SpMV-with-dots, vector updates, the whole solve
