@@ -26,8 +26,16 @@ Monitored norm: the recursively updated residual ‖r_k‖₂ (r_k = b − A x_k
 in exact arithmetic); `Solver.solve` confirms convergence on the true
 residual.  ``iterations`` counts CG steps (one matvec each).
 
-Workspace: x̃, r, z, p̃, q (5 n-vectors); W and AW (2k); the harvest window
-(2ℓ); the pending space (2k) — 5 + 4k + 2ℓ n-vectors.
+Workspace: x̃, r, z, p̃, q (5 n-vectors); W and AW (2k); the harvest windows
+of the solve, 2·(w(ℓ − 1) + 1) rows for w = ``harvest_windows`` (kept between
+solves), or only 2ℓ rows when those would exceed 2²² numbers each (the
+pending space is then formed after every window); the new space (2k) —
+about 5 + 4k + 2wℓ n-vectors for n ≲ 30 000 with the defaults.
+
+Cost: the pending space is kept as coefficients over the stored windows,
+so a harvest costs only small dense work (Rayleigh–Ritz on ≤ 2k + ℓ
+vectors); the n-sized combination is done once, at the end of a converged
+solve.
 
 Fast path: CSR A on the host, M None or diagonal (`Jacobi`), no monitors —
 the iteration runs in numba (`kernels.cpu.defcg_csr`), with the deflation
@@ -266,10 +274,9 @@ class RCG(Solver):
         if learn:
             # with a general M, Wᴴ M⁻¹ W is unknown: the pending space then starts empty
             start_W = k and (M is None or diagM)
-            Wh = W.copy() if start_W else np.zeros((0, n), dtype=dtype)
             # carry A·Wh only while the operator stays the same: after a change it is recomputed anyway
             carry = not extras["recomputed_AW"]
-            AWh = (AW.copy() if start_W else np.zeros((0, n), dtype=dtype)) if carry else None
+            Wh = _Pending(W if start_W else None, AW if start_W else None, carry)
             if start_W:
                 DW = W / d if diagM else W  # M⁻¹ W  (M⁻¹ = diag(A) for Jacobi)
                 Gm = W.conj() @ DW.T  # Gm ← Wᴴ M⁻¹ W
@@ -277,8 +284,13 @@ class RCG(Solver):
             else:
                 Gm = np.zeros((0, 0), dtype=dtype)
             acoef = np.eye(k, dtype=dtype) if start_W else np.zeros((k, 0), dtype=dtype)
-            Pw = np.empty((L, n), dtype=dtype)
-            APw = np.empty((L, n), dtype=dtype)
+            # window storage: all windows of the solve in one (reused) buffer when it fits the budget,
+            # window w in rows [w(ℓ−1), w(ℓ−1)+ℓ) (its first row is the last one of window w − 1);
+            # otherwise one window buffer, and the pending space is folded after every harvest
+            rows = self.harvest_windows * (L - 1) + 1
+            Wh.fold_each = rows * n > _PENDING_BUDGET
+            Pbuf, APbuf = self._window_buffers(rows if not Wh.fold_each else L, n, dtype)
+            Pw, APw = Pbuf[:L], APbuf[:L]
         else:
             Pw = APw = np.empty((0, n), dtype=dtype)
         rpq = np.zeros(max(L, 1))
@@ -290,13 +302,14 @@ class RCG(Solver):
         xt, xi = x, np.zeros(k, dtype=dtype)
         AWk = AW if k else np.zeros((0, n), dtype=dtype)
         q = np.empty_like(r)
+        gemv_tmp = np.empty(n if np.dtype(dtype).kind == "f" else 0, dtype=dtype)  # BLAS scratch (real data)
         scal = np.array([rho, rn], dtype=dtype)
         it, nwin = 0, 0
         while True:
             if jitted:
                 it_new, code, nwin = cpu.defcg_csr(a.indptr, a.indices, data, d, AWk, k, xt, xi, r, z, pt, nu, tv, q,
                                                    scal, it, pb.maxiter, pb.tol, hist, Pw, APw, nwin,
-                                                   rpq, rbeta, rrho, rmu)
+                                                   rpq, rbeta, rrho, rmu, gemv_tmp)
             else:
                 it_new, code, nwin = self._defcg_python(pb, AW, k, xt, xi, r, z, pt, nu, q, scal, it, hist,
                                                         Pw, APw, nwin, rpq, rbeta, rrho, rmu, W)
@@ -305,12 +318,18 @@ class RCG(Solver):
             it = it_new
             code = int(code)
             if code == cpu.WINDOW_FULL:
-                Wh, AWh, Gm, acoef, theta, clast = _harvest(Wh, AWh, Gm, acoef, Pw, APw, nwin, rpq, rbeta, rrho,
-                                                            rmu, self._keep, head, clast)
+                Gm, acoef, theta, clast = _harvest(Wh, Gm, acoef, Pw, APw, nwin, rpq, rbeta, rrho,
+                                                   rmu, self._keep, head, clast)
                 head = None
                 extras["harvests"] += 1
-                # the last direction opens the next window, so that no residual is lost
-                for arr in (Pw, APw, rpq, rbeta, rrho, rmu):
+                # the last direction opens the next window, so that no residual is lost (with the
+                # all-windows buffer the next window's first row is this one's last row already)
+                if Wh.fold_each:
+                    Pw[0], APw[0] = Pw[nwin - 1], APw[nwin - 1]
+                else:
+                    w0 = extras["harvests"] * (L - 1)
+                    Pw, APw = Pbuf[w0:w0 + L], APbuf[w0:w0 + L]
+                for arr in (rpq, rbeta, rrho, rmu):
                     arr[0] = arr[nwin - 1]
                 nwin = 1
                 if extras["harvests"] >= self.harvest_windows:
@@ -327,14 +346,15 @@ class RCG(Solver):
                 status = Status.ATOL
             if learn:
                 if nwin >= 3:
-                    Wh, AWh, Gm, acoef, theta, clast = _harvest(Wh, AWh, Gm, acoef, Pw, APw, nwin, rpq, rbeta,
-                                                                rrho, rmu, self._keep, head, clast)
+                    Gm, acoef, theta, clast = _harvest(Wh, Gm, acoef, Pw, APw, nwin, rpq, rbeta,
+                                                       rrho, rmu, self._keep, head, clast)
                     extras["harvests"] += 1
-                if Wh.shape[0] > kmax and theta is not None:
+                if Wh.kh > kmax and theta is not None:
                     # locally optimal space → the k smallest Ritz vectors (Wh is A-orthonormal, Ritz-ordered)
-                    Wh, theta = Wh[:kmax], theta[:kmax]
-                    AWh = None if AWh is None else AWh[:kmax]
-                if Wh.shape[0]:
+                    Wh.truncate(kmax)
+                    theta = theta[:kmax]
+                Wh, AWh = Wh.form()
+                if Wh is not None and Wh.shape[0] and math.isfinite(abs(Wh.sum())):
                     self._W = np.ascontiguousarray(Wh)
                     self._AW = None if AWh is None else np.ascontiguousarray(AWh)
                     self._AW_valid = AWh is not None
@@ -344,6 +364,14 @@ class RCG(Solver):
                 self._W, self._AW, self._AW_valid = W, AW, True
         history = hist[: it + 1] if hist.size else None
         return Outcome(xt, status, it, rn, nmv, nprec, history, extras)
+
+    def _window_buffers(self, rows, n, dtype):
+        """Harvest-window storage (p̃ and A p̃ rows), kept between solves: fresh pages cost page faults."""
+        ws = self._ws
+        if ws is None or ws[0].shape[1] != n or ws[0].dtype != dtype or ws[0].shape[0] < rows:
+            ws = (np.empty((rows, n), dtype=dtype), np.empty((rows, n), dtype=dtype))
+            self._ws = ws
+        return ws
 
     # ------------------------------------------------------------------ python loop
     def _defcg_python(self, pb, AW, k, xt, xi, r, z, pt, nu, q, scal, it0, hist, Pw, APw, nwin,
@@ -428,7 +456,7 @@ def _a_orthonormalise(W, AW):
     return np.ascontiguousarray(T.T @ W), np.ascontiguousarray(T.T @ AW)
 
 
-def _harvest(Wh, AWh, Gm_wh, acoef, Pw, APw, nw, rpq, rbeta, rrho, rmu, kmax, head=None, clast=None):
+def _harvest(Wh, Gm_wh, acoef, Pw, APw, nw, rpq, rbeta, rrho, rmu, kmax, head=None, clast=None):
     """Rayleigh–Ritz for (A, M⁻¹) over [Wh, z_0 … z_{nw−2}], from the CG scalars of the window.
 
     With p_i = p̃_i − W ν_i (A-conjugate to each other and to W) and
@@ -440,12 +468,13 @@ def _harvest(Wh, AWh, Gm_wh, acoef, Pw, APw, nw, rpq, rbeta, rrho, rmu, kmax, he
     right-hand side and matters most).  Later windows start with the last
     direction of the previous one (so no z is lost); ``clast`` is the
     component of each Wh vector along that direction, which couples it to
-    the first z.  Returns the new (Wh, AWh, Gm, a, θ, clast).
+    the first z.  ``Wh`` (a `_Pending`) is updated in place; returns the new
+    (Gm, a, θ, clast), with θ None when the step failed (Wh then unchanged).
     """
-    kh = Wh.shape[0]
+    kh = Wh.kh
     nz = nw - 1
     if nz < 1:
-        return Wh, AWh, Gm_wh, acoef, None, clast
+        return Gm_wh, acoef, None, clast
     dtype = Pw.dtype
     Mu = rmu[:nz].T  # k × nz
     beta = np.asarray(rbeta[:nz], dtype=dtype)
@@ -487,9 +516,9 @@ def _harvest(Wh, AWh, Gm_wh, acoef, Pw, APw, nw, rpq, rbeta, rrho, rmu, kmax, he
     try:
         lw, Vw = np.linalg.eigh(Gm[:kh, :kh]) if kh else (np.zeros(0), np.zeros((0, 0)))
     except np.linalg.LinAlgError:
-        return Wh, AWh, Gm_wh, acoef, None, clast
+        return Gm_wh, acoef, None, clast
     if kh and not lw.min() > 1e-14 * max(lw.max(), 1e-300) or not np.all(rho > 0):
-        return Wh, AWh, Gm_wh, acoef, None, clast
+        return Gm_wh, acoef, None, clast
     T = np.zeros((size, size), dtype=dtype)
     T[:kh, :kh] = Vw / np.sqrt(lw)
     T[kh:, kh:] = np.diag(1.0 / np.sqrt(rho))
@@ -497,7 +526,7 @@ def _harvest(Wh, AWh, Gm_wh, acoef, Pw, APw, nw, rpq, rbeta, rrho, rmu, kmax, he
     K = 0.5 * (K + K.conj().T)
     Y1 = _ritz_std(K, T, kmax)
     if Y1 is None:
-        return Wh, AWh, Gm_wh, acoef, None, clast
+        return Gm_wh, acoef, None, clast
     Y2 = _ritz_std(K[:-1, :-1], T[:-1, :-1], kmax) if size > kmax + 1 else None
     Yc = Y1 if Y2 is None else np.concatenate([Y1, np.vstack([Y2, np.zeros((1, Y2.shape[1]), dtype=dtype)])], axis=1)
     # Gm-orthonormal basis of span(Yc), then Ritz pairs in it
@@ -509,7 +538,7 @@ def _harvest(Wh, AWh, Gm_wh, acoef, Pw, APw, nw, rpq, rbeta, rrho, rmu, kmax, he
     pos = theta > 0
     theta, Y = theta[pos], B @ Zs[:, pos]
     if theta.size == 0:
-        return Wh, AWh, Gm_wh, acoef, None, clast
+        return Gm_wh, acoef, None, clast
     Y = Y / np.sqrt(theta)  # Yᴴ Ga Y = I  (A-orthonormal Ritz vectors)
     # rows: Wh_new = Y[:kh]ᵀ Wh + (Bmat ᵀ-combination of the window)  with z_i = p̃_{i+1} − β_i p̃_i
     Yz = Y[kh:]  # nz × kk
@@ -517,19 +546,60 @@ def _harvest(Wh, AWh, Gm_wh, acoef, Pw, APw, nw, rpq, rbeta, rrho, rmu, kmax, he
     Cw[1:] += Yz
     Cw[:nz] -= beta[:, None] * Yz
     Cw = Cw[shift:]
-    Wnew = Cw.T @ Pw[:nw]
-    if kh:
-        Wnew += Y[:kh].T @ Wh
-    AWnew = None
-    if AWh is not None:
-        AWnew = Cw.T @ APw[:nw]
-        if kh:
-            AWnew += Y[:kh].T @ AWh
-    if not (np.all(np.isfinite(Wnew)) and (AWnew is None or np.all(np.isfinite(AWnew)))):
-        return Wh, AWh, Gm_wh, acoef, None, clast
+    if not (np.all(np.isfinite(Cw)) and np.all(np.isfinite(Y))):
+        return Gm_wh, acoef, None, clast
+    # Wh_new = Y[:kh]ᵀ Wh + Cwᵀ P̃_window  (kept as coefficients; formed once at the end)
+    Wh.update(Y[:kh], Cw, Pw[:nw], APw[:nw])
     Gm_new = Y.conj().T @ Gm @ Y
     a_new = np.concatenate([acoef, Mu], axis=1) @ Y if acoef.shape[0] else np.zeros((0, Y.shape[1]), dtype=dtype)
-    return Wnew, AWnew, Gm_new, a_new, theta, Y[size - 1].copy()
+    return Gm_new, a_new, theta, Y[size - 1].copy()
+
+
+class _Pending:
+    """The pending deflation space of a solve, Wh = Σ_b C_bᵀ·P_b over stored row blocks P_b.
+
+    Each harvest replaces Wh by Yᵀ Wh + Cᵀ P_window, which only updates the
+    small coefficient matrices; the n-vectors are combined once, by `form`,
+    at the end of the solve (instead of 2k × (k + ℓ) × n flops per window).
+    The blocks are the harvest windows themselves (and the starting W); when
+    they would exceed ``_PENDING_BUDGET`` numbers, they are folded into one.
+    A·Wh is tracked the same way when ``with_A`` (operator unchanged).
+    """
+
+    def __init__(self, W, AW, with_A):
+        self.with_A = with_A
+        self.fold_each = False  # fold after every update (the window buffer is then reused)
+        self.blocks = []  # [P (rows × n), AP or None, C (rows × kh)]
+        self.kh = 0
+        if W is not None and W.shape[0]:
+            self.blocks.append([W, AW if with_A else None, np.eye(W.shape[0], dtype=W.dtype)])
+            self.kh = W.shape[0]
+
+    def update(self, Y, Cw, P, AP):
+        for blk in self.blocks:
+            blk[2] = blk[2] @ Y
+        self.blocks.append([P, AP if self.with_A else None, Cw])
+        self.kh = Cw.shape[1]
+        if self.fold_each or sum(b[0].shape[0] for b in self.blocks) * P.shape[1] > _PENDING_BUDGET:
+            W, AW = self.form()
+            self.blocks = [[W, AW, np.eye(W.shape[0], dtype=W.dtype)]]
+
+    def truncate(self, kk):
+        for blk in self.blocks:
+            blk[2] = blk[2][:, :kk]
+        self.kh = min(self.kh, kk)
+
+    def form(self):
+        """(Wh, A·Wh or None) as row arrays, or (None, None) when empty."""
+        if not self.blocks or self.kh == 0:
+            return None, None
+        W = sum(blk[2].T @ blk[0] for blk in self.blocks)
+        AW = sum(blk[2].T @ blk[1] for blk in self.blocks) if self.with_A else None
+        return np.ascontiguousarray(W), (None if AW is None else np.ascontiguousarray(AW))
+
+
+#: numbers (rows × n) the pending space may keep in unformed blocks before folding them
+_PENDING_BUDGET = 1 << 23
 
 
 def _ritz(Ga, Gm, kk):

@@ -8,14 +8,16 @@ sweep over a ``j × n`` array.  The block passes work on chunks of
 * `orth_cgs2` — classical Gram–Schmidt applied twice against a block of rows,
   fused into three sweeps (coefficients; first update + second coefficients;
   second update + norm) instead of the four of a textbook CGS2.
+* `orth_cgs2_blas` — the same CGS2 as four BLAS gemv calls, used for real
+  data (measured about 1.5× faster than the fused numba sweeps here).
 * `gcro_cycle_csr` — one whole (deflated) Arnoldi cycle on a CSR operator
   with optional diagonal right preconditioning: SpMV, orthogonalisation
   against ``[C; V]``, Givens rotations and the residual estimate, all in one
   call.
 * `gram` — ``G[i, j] = ⟨X_i, Y_j⟩`` for two blocks of rows.
-* `defcg_csr` — the deflated CG loop used by RCG, with the deflation fused into
-  the SpMV and update sweeps, returning to the caller every time its harvest
-  window is full.
+* `defcg_csr` — the deflated CG loop used by RCG: the sweeps of the plain CG
+  kernel plus two gemv calls with AW per iteration, returning to the caller
+  every time its harvest window is full.
 
 Reductions use ``fastmath={"reassoc", "contract"}`` so they vectorise; no
 flag that assumes finite values is set, so NaN/Inf still propagate and are
@@ -121,6 +123,45 @@ def orth_cgs2(W, nrows, w, h):
 
 
 @nb.njit(**_jit)
+def orth_cgs2_blas(W, nrows, w, h, tmp):
+    """`orth_cgs2` for real data as four BLAS gemv calls (``tmp``: an n-vector of workspace).
+
+    On our machines OpenBLAS gemv runs these tall-skinny passes about 1.5×
+    faster than the fused numba sweeps (measured 62 vs 97 µs for 30 rows at
+    n = 2500, 250 vs 390 µs at n = 10⁴), even though it reads the block four
+    times instead of three.
+    """
+    if nrows == 0:
+        s0 = 0.0
+        for t in range(w.shape[0]):
+            s0 += w[t].real * w[t].real + w[t].imag * w[t].imag
+        return np.sqrt(s0)
+    Wk = W[:nrows]
+    h1 = np.dot(Wk, w)
+    np.dot(h1, Wk, tmp)
+    for t in range(w.shape[0]):
+        w[t] -= tmp[t]
+    h2 = np.dot(Wk, w)
+    np.dot(h2, Wk, tmp)
+    s = 0.0
+    for t in range(w.shape[0]):
+        wt = w[t] - tmp[t]
+        w[t] = wt
+        s += wt.real * wt.real + wt.imag * wt.imag
+    for i in range(nrows):
+        h[i] = h1[i] + h2[i]
+    return np.sqrt(s)
+
+
+@nb.njit(**_jit)
+def _orth(W, nrows, w, h, tmp):
+    """CGS2 against ``W[:nrows]``: BLAS gemv for real data when ``tmp`` is an n-vector, else the fused sweeps."""
+    if tmp.shape[0] == w.shape[0]:
+        return orth_cgs2_blas(W, nrows, w, h, tmp)
+    return orth_cgs2(W, nrows, w, h)
+
+
+@nb.njit(**_jit)
 def gram(X, nx, Y, ny, G):
     """``G[i, j] ← ⟨X_i, Y_j⟩ = X_iᴴ Y_j`` for rows ``i < nx``, ``j < ny`` (chunked sweep)."""
     n = X.shape[1]
@@ -180,7 +221,7 @@ def apply_op_rows(indptr, indices, data, d, X, nrows, Y):
 
 # --------------------------------------------------------------- Arnoldi cycle
 @nb.njit(**_jit)
-def arnoldi_finish_step(W, kc, j, w, hcol, R, g, cs, sn):
+def arnoldi_finish_step(W, kc, j, w, hcol, R, g, cs, sn, tmp):
     """Second half of Arnoldi step j, after ``w = B v_j`` was formed.
 
     Orthogonalises ``w`` against ``W[:kc+j+1]`` by CGS2 (``hcol[:kc]`` =
@@ -191,7 +232,7 @@ def arnoldi_finish_step(W, kc, j, w, hcol, R, g, cs, sn):
     minimiser after this step, and whether the space became invariant.
     A zero rotation denominator returns ``(-1, True)``.
     """
-    hn = orth_cgs2(W, kc + j + 1, w, hcol)
+    hn = _orth(W, kc + j + 1, w, hcol, tmp)
     hcol[kc + j + 1] = hn
     if not np.isfinite(hn):
         return np.inf, False
@@ -232,7 +273,7 @@ def arnoldi_finish_step(W, kc, j, w, hcol, R, g, cs, sn):
 
 
 @nb.njit(**_jit)
-def gcro_cycle_csr(indptr, indices, data, d, W, kc, smax, tol, Ht, R, g, cs, sn, hist, hist_pos, w):
+def gcro_cycle_csr(indptr, indices, data, d, W, kc, smax, tol, Ht, R, g, cs, sn, hist, hist_pos, w, tmp):
     """One deflated Arnoldi cycle of GCRO-DR on ``B = A·diag(d)`` (d empty: B = A).
 
     ``W[:kc]`` holds C (orthonormal, C = B U); ``W[kc]`` the unit start vector
@@ -250,7 +291,7 @@ def gcro_cycle_csr(indptr, indices, data, d, W, kc, smax, tol, Ht, R, g, cs, sn,
         # w ← B v_j
         _spmv_scaled(indptr, indices, data, d, W[kc + j], w)
         # w ← (I − V Vᴴ)(I − C Cᴴ) w, Hessenberg column, Givens
-        res, happy = arnoldi_finish_step(W, kc, j, w, Ht[j], R, g, cs, sn)
+        res, happy = arnoldi_finish_step(W, kc, j, w, Ht[j], R, g, cs, sn, tmp)
         if res < 0:
             return j, _BREAKDOWN, abs(g[j])
         if hist_pos + j < hist.shape[0]:
@@ -267,7 +308,7 @@ def gcro_cycle_csr(indptr, indices, data, d, W, kc, smax, tol, Ht, R, g, cs, sn,
 # ----------------------------------------------------------------- deflated CG
 @nb.njit(**_jit)
 def defcg_csr(indptr, indices, data, d, AW, k, xt, xi, r, z, pt, nu, tv, q, scal, it0, maxiter, tol,
-              hist, Pw, APw, nwin, rpq, rbeta, rrho, rmu):
+              hist, Pw, APw, nwin, rpq, rbeta, rrho, rmu, tmp):
     """Deflated (preconditioned) CG iterations on CSR A, resumable.
 
     The deflation space W (A-orthonormal: W A Wᴴ = I) enters only through
@@ -275,10 +316,16 @@ def defcg_csr(indptr, indices, data, d, AW, k, xt, xi, r, z, pt, nu, tv, q, scal
     ``p = p̃ − W ν`` and the iterate as ``x = x̃ − W ξ``; the caller forms x
     at the end.  ``tv`` carries t = (AW)ᴴ p̃ by the recurrence
     t ← μ + β t, so that pᴴAp = p̃ᴴAp̃ − νᵀ conj(t) comes out of the fused
-    SpMV-dot, and AW is streamed once per iteration (one chunked sweep both
-    forms A p = A p̃ − AW ν and the new μ = (AW)ᴴ z).  ``d`` is the Jacobi
-    preconditioner (empty: none; then ``z`` may be ``r`` itself).
-    ``scal = [ρ, ‖r‖]`` carries rᴴz between calls.
+    SpMV-dot.  Per iteration AW is used twice: A p = A p̃ − AWᵀ ν (folded
+    into the x/r update sweep) and μ = (AW)ᴴ z.  For real data with ``tmp``
+    an n-vector both are BLAS gemv calls (about 1.5× faster than numba
+    loops on these tall-skinny blocks); otherwise chunked numba sweeps.
+    ``d`` is the Jacobi preconditioner (empty: none; then ``z`` must be
+    ``r`` itself).  ``scal = [ρ, ‖r‖]`` carries rᴴz between calls.
+
+    The vector sweeps mirror `kernels.cpu.cg_csr` (SpMV+dot, one fused
+    x/r update, p̃ ← z + β p̃), so with k = 0 and no harvest an iteration
+    costs what a CG iteration costs.
 
     Harvest window: while ``nwin < Pw.shape[0]`` each iteration stores p̃ and
     A p̃ in ``Pw[nwin]``, ``APw[nwin]`` and the scalars of that step —
@@ -291,6 +338,7 @@ def defcg_csr(indptr, indices, data, d, AW, k, xt, xi, r, z, pt, nu, tv, q, scal
     """
     n = r.shape[0]
     precond = d.shape[0] > 0
+    use_blas = tmp.shape[0] == n and k > 0
     rho = scal[0]
     s_k = np.zeros(k, dtype=nu.dtype)
     curv_sign = 0.0
@@ -306,6 +354,9 @@ def defcg_csr(indptr, indices, data, d, AW, k, xt, xi, r, z, pt, nu, tv, q, scal
         if store:
             nwin += 1
             rpq[slot] = pq.real
+            for i in range(n):
+                Pw[slot, i] = pt[i]
+                APw[slot, i] = q[i]
         c = pq.real
         if not np.isfinite(c):
             scal[0] = rho
@@ -318,38 +369,43 @@ def defcg_csr(indptr, indices, data, d, AW, k, xt, xi, r, z, pt, nu, tv, q, scal
         alpha = rho / pq
         for j in range(k):
             xi[j] += alpha * nu[j]  # ξ ← ξ + α ν
-            s_k[j] = 0
+        # q ← A p̃ − AWᵀ ν = A p
+        if use_blas:
+            np.dot(nu, AW[:k], tmp)
+            for i in range(n):
+                q[i] -= tmp[i]
+        elif k > 0:
+            for c0 in range(0, n, _CHUNK):
+                _axpys(AW, k, q, c0, min(c0 + _CHUNK, n), nu, -1.0)
+        # x̃ ← x̃ + α p̃ ; r ← r − α q ; z ← M r ; ρ' ← rᴴz
         rr = 0.0
         rho_new = q.dtype.type(0)
-        for c0 in range(0, n, _CHUNK):
-            c1 = min(c0 + _CHUNK, n)
-            if store:
-                for i in range(c0, c1):
-                    Pw[slot, i] = pt[i]
-                    APw[slot, i] = q[i]
-            # q ← A p̃ − AW ν = A p
-            _axpys(AW, k, q, c0, c1, nu, -1.0)
-            # x̃ ← x̃ + α p̃ ; r ← r − α q ; z ← M r ; ρ' ← rᴴz
-            if precond:
-                for i in range(c0, c1):
-                    xt[i] += alpha * pt[i]
-                    ri = r[i] - alpha * q[i]
-                    r[i] = ri
-                    rr += ri.real * ri.real + ri.imag * ri.imag
-                    zi = d[i] * ri
-                    z[i] = zi
-                    rho_new += np.conj(ri) * zi
-            else:
-                for i in range(c0, c1):
-                    xt[i] += alpha * pt[i]
-                    ri = r[i] - alpha * q[i]
-                    r[i] = ri
-                    rr += ri.real * ri.real + ri.imag * ri.imag
-                    z[i] = ri
-            # μ ← (AW)ᴴ z  (W A Wᴴ = I)
-            _dots(AW, k, z, c0, c1, s_k)
-        if not precond:
-            rho_new += rr
+        if precond:
+            for i in range(n):
+                xt[i] += alpha * pt[i]
+                ri = r[i] - alpha * q[i]
+                r[i] = ri
+                rr += ri.real * ri.real + ri.imag * ri.imag
+                zi = d[i] * ri
+                z[i] = zi
+                rho_new += np.conj(ri) * zi
+        else:
+            for i in range(n):
+                xt[i] += alpha * pt[i]
+                ri = r[i] - alpha * q[i]
+                r[i] = ri
+                rr += ri.real * ri.real + ri.imag * ri.imag
+            rho_new += rr  # (z is r itself)
+        # μ ← (AW)ᴴ z  (W A Wᴴ = I)
+        if use_blas:
+            mu = np.dot(AW[:k], z)
+            for j in range(k):
+                s_k[j] = mu[j]
+        elif k > 0:
+            for j in range(k):
+                s_k[j] = 0
+            for c0 in range(0, n, _CHUNK):
+                _dots(AW, k, z, c0, min(c0 + _CHUNK, n), s_k)
         rn = np.sqrt(rr)
         scal[1] = rn
         if hist.shape[0] > it:
