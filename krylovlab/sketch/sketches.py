@@ -197,8 +197,25 @@ class SparseSign(SketchOperator):
 
     def _apply_dense(self, A):
         out = np.zeros((self.d, A.shape[1]), dtype=A.dtype)
-        cpu.sparse_sign_dense(A, self.rows, self.signs, out)  # out ← S A
+        if A.flags.c_contiguous:
+            # S by rows: each output row is summed in cache from whole contiguous rows of A (A is
+            # streamed s times, but sequentially: measured 2-15x faster than column stripes at
+            # 100 000 x 1 000, where the stripes' 8 KB row stride defeats the hardware prefetcher)
+            ptr, src, sgn = self._row_form()
+            cpu.gather_rows_dense(A, ptr, src, sgn.astype(A.dtype, copy=False), out)
+        else:
+            cpu.sparse_sign_dense(A, self.rows, self.signs, out)  # out ← S A, column stripes
         return out
+
+    def _row_form(self):
+        """S by rows (CSR: row pointers, source rows of A, signs), built once per sketch."""
+        cached = getattr(self, "_rows_cache", None)
+        if cached is None:
+            St = self.tosparse().tocsr()
+            St.sort_indices()
+            cached = (St.indptr.astype(np.int64), St.indices.astype(np.int64), np.ascontiguousarray(St.data))
+            self._rows_cache = cached
+        return cached
 
     def _apply_csr(self, a, dtype):
         out = np.zeros((self.d, a.shape[1]), dtype=dtype)

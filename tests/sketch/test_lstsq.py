@@ -109,6 +109,23 @@ def test_rank_deficient_gives_minimum_norm_solution():
     assert "SVD" in res.extras["preconditioner"]
 
 
+def test_ill_conditioned_full_rank_keeps_the_triangular_preconditioner():
+    """κ = 1e9: the 1-norm estimate of R is inconclusive, the 2-norm power estimate is not (no SVD)."""
+    import scipy.linalg as sla
+
+    from krylovlab.sketch.lstsq import _rcond2_estimate
+
+    A, b = _problem(3000, 200, 1e9, seed=4)
+    res = lstsq(A, b, rng=0)
+    assert res.converged and res.full_rank
+    assert res.extras["preconditioner"] == "R^-1 (QR)"
+    _check_against_reference(A, b, res)
+    # the estimate itself: within a factor 1.5 of the true ratio, never far below it
+    R = sla.qr(A, mode="r")[0][:200]
+    s = np.linalg.svd(R, compute_uv=False)
+    assert s[-1] / s[0] <= _rcond2_estimate(R) <= 1.5 * s[-1] / s[0]
+
+
 def test_too_small_sketch_is_never_silently_wrong():
     # a CountSketch with d = n collides columns: either it still converges correctly, or it says it did not
     A, b = _problem(2000, 40, 1e8, seed=9)

@@ -164,3 +164,17 @@ def test_gpu_sketches_match_cpu():
         assert np.allclose(cupy.asnumpy(S @ cupy.asarray(A)), S @ A)
     S = SRHT(32, 256, transform="hadamard", rng=1)
     assert np.allclose(cupy.asnumpy(S @ cupy.asarray(A)), S @ A)
+
+
+@pytest.mark.parametrize("name", ["countsketch", "sparse-sign"])
+@pytest.mark.parametrize("order", ["C", "F"])
+def test_sparse_sketch_on_large_dense_equals_definition(name, order):
+    """Row-gather (C order, threaded above the size threshold) and column-stripe (F order) paths."""
+    from krylovlab.sketch.sketches import make_sketch
+
+    rng = np.random.default_rng(5)
+    A = np.asarray(rng.standard_normal((3000, 200)), order=order)  # 600 000 entries: threaded kernels
+    S = make_sketch(name, 500, 3000, rng=2)
+    ref = S.tosparse() @ np.ascontiguousarray(A)
+    np.testing.assert_allclose(S @ A, ref, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(S @ A[:, 3].copy(), ref[:, 3], rtol=1e-12, atol=1e-12)

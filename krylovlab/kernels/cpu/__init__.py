@@ -63,6 +63,7 @@ from ._sketch import (  # noqa: E402
     coordinate_csr,
     coordinate_dense,
     fwht_rows,
+    gather_rows_dense,
     kaczmarz_csr,
     kaczmarz_dense,
     normal_csr,
@@ -71,7 +72,7 @@ from ._sketch import (  # noqa: E402
     sparse_sign_dense,
 )
 
-__all__ += ["coordinate_csr", "coordinate_dense", "fwht_rows", "kaczmarz_csr", "kaczmarz_dense",
+__all__ += ["coordinate_csr", "coordinate_dense", "fwht_rows", "gather_rows_dense", "kaczmarz_csr", "kaczmarz_dense",
             "normal_csr", "normal_dense", "sparse_sign_csr", "sparse_sign_dense"]
 
 # recycled Krylov kernels (recycle/)

@@ -74,6 +74,44 @@ def sparse_sign_dense(A, rows, signs, out):
         sparse_sign_dense_serial(A, rows, signs, out)
 
 
+@nb.njit(**_jit_fast)
+def _gather_rows_range(A, ptr, src, sgn, out, r0, r1):
+    n = A.shape[1]
+    for r in range(r0, r1):
+        for t in range(np.uint64(ptr[r]), np.uint64(ptr[r + 1])):
+            i = np.uint64(src[t])
+            g = sgn[t]
+            for j in range(n):
+                out[r, j] += g * A[i, j]
+
+
+@nb.njit(**_jit_fast)
+def gather_rows_dense_serial(A, ptr, src, sgn, out):
+    """out[r, :] += Σ_t sgn[t]·A[src[t], :] over t in [ptr[r], ptr[r+1]) — S A with S given row-wise.
+
+    Each output row is built in cache from whole contiguous rows of A, so for
+    a CountSketch (one entry per column of S) A is streamed exactly once and
+    every output row written once; rows of ``out`` are independent.
+    """
+    _gather_rows_range(A, ptr, src, sgn, out, 0, out.shape[0])
+
+
+@nb.njit(parallel=True, **_jit_fast)
+def gather_rows_dense_parallel(A, ptr, src, sgn, out):
+    d = out.shape[0]
+    nblk = 64
+    for b in nb.prange(nblk):
+        _gather_rows_range(A, ptr, src, sgn, out, b * d // nblk, (b + 1) * d // nblk)
+
+
+def gather_rows_dense(A, ptr, src, sgn, out):
+    """out ← out + S A for dense A and S in row-wise (CSR-like) form; serial or threaded by size."""
+    if A.shape[0] * A.shape[1] >= PARALLEL_WORK and out.shape[0] >= 64:
+        gather_rows_dense_parallel(A, ptr, src, sgn, out)
+    else:
+        gather_rows_dense_serial(A, ptr, src, sgn, out)
+
+
 @nb.njit(**_jit)
 def _sparse_sign_csr_range(indptr, indices, data, rows, signs, out, i0, i1):
     s = rows.shape[1]
