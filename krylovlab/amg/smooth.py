@@ -74,25 +74,33 @@ class BootstrapResult:
 
 
 def _aggregate_by_matching(A, w, sweeps):
-    """Prolongation P (n × nc) from ``sweeps`` rounds of compatible matching."""
+    """Prolongation P (n × nc) from ``sweeps`` rounds of compatible matching.
+
+    P has one nonzero per row (vertex i → its aggregate, value p_i), so the Galerkin
+    product Pᵀ A P is assembled directly from A's entries: (agg_i, agg_j) receives
+    p_i a_ij p_j (`kernels.cpu._amg.galerkin_one_per_row`), without sparse
+    matrix–matrix products.
+    """
     n = A.shape[0]
-    P = None
+    agg_all = np.arange(n)
+    p_all = np.ones(n)
     Ac, wc = A, w
     for _ in range(sweeps):
+        m = Ac.shape[0]
         agg, nagg = kamg.compatible_matching(Ac.indptr, Ac.indices, Ac.data, wc)
         # P_k e_agg = w restricted to the aggregate, normalised
         norms = np.sqrt(np.bincount(agg, weights=wc * wc, minlength=nagg))
         size = np.bincount(agg, minlength=nagg).astype(float)
         small = norms <= 1e-300
         vals = np.where(small[agg], 1.0 / np.sqrt(size[agg]), wc / np.where(small, 1.0, norms)[agg])
-        Pk = sp.csr_matrix((vals, (np.arange(Ac.shape[0]), agg)), shape=(Ac.shape[0], nagg))
         wc = np.where(small, 0.0, norms)
-        Ac = (Pk.T @ Ac @ Pk).tocsr()
-        Ac.sum_duplicates()
-        Ac.sort_indices()
-        P = Pk if P is None else (P @ Pk).tocsr()
-        if nagg == Ac.shape[0] and nagg >= n:
+        cptr, cidx, cdat = kamg.galerkin_one_per_row(Ac.indptr, Ac.indices, Ac.data, agg, vals, nagg)
+        Ac = sp.csr_matrix((cdat, cidx, cptr), shape=(nagg, nagg))  # sorted, no duplicates
+        p_all = p_all * vals[agg_all]
+        agg_all = agg[agg_all]
+        if nagg == m and nagg >= n:
             break
+    P = sp.csr_matrix((p_all, agg_all, np.arange(n + 1)), shape=(n, Ac.shape[0]))
     return P, Ac, wc
 
 

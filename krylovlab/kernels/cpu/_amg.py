@@ -30,6 +30,9 @@ from __future__ import annotations
 
 import numba as nb
 import numpy as np
+from llvmlite import ir
+from numba.core import cgutils, types
+from numba.extending import intrinsic
 
 from ._blas import (
     axpby_parallel,
@@ -439,3 +442,541 @@ def compatible_matching(indptr, indices, data, w):
             agg[best] = nagg
         nagg += 1
     return agg, nagg
+
+
+@nb.njit(**_jit)
+def galerkin_one_per_row(indptr, indices, data, agg, vals, nagg):
+    """Pᵀ A P for P with one nonzero per row (P[i, agg[i]] = vals[i]), as sorted CSR
+    arrays (cptr, cidx, cdat) with duplicates summed: coarse row I gathers the rows of
+    its members with a dense marker (sparse accumulator); two transposes sort the rows.
+    O(nnz(A) + nnz(PᵀAP))."""
+    n = agg.shape[0]
+    start = np.zeros(nagg + 1, dtype=np.int64)
+    for i in range(n):
+        start[agg[i] + 1] += 1
+    for a in range(nagg):
+        start[a + 1] += start[a]
+    fill = start[:-1].copy()
+    members = np.empty(n, dtype=np.int64)
+    for i in range(n):
+        members[fill[agg[i]]] = i
+        fill[agg[i]] += 1
+    marker = -np.ones(nagg, dtype=np.int64)
+    cptr = np.zeros(nagg + 1, dtype=np.int64)
+    for a in range(nagg):
+        c = 0
+        for t in range(start[a], start[a + 1]):
+            i = members[t]
+            for k in range(np.uint64(indptr[i]), np.uint64(indptr[i + 1])):
+                b = agg[np.uint64(indices[k])]
+                if marker[b] != a:
+                    marker[b] = a
+                    c += 1
+        cptr[a + 1] = cptr[a] + c
+    cidx = np.empty(cptr[nagg], dtype=np.int64)
+    cdat = np.zeros(cptr[nagg])
+    pos = np.empty(nagg, dtype=np.int64)
+    marker[:] = -1
+    for a in range(nagg):
+        c = cptr[a]
+        for t in range(start[a], start[a + 1]):
+            i = members[t]
+            vi = vals[i]
+            for k in range(np.uint64(indptr[i]), np.uint64(indptr[i + 1])):
+                j = np.uint64(indices[k])
+                b = agg[j]
+                if marker[b] != a:
+                    marker[b] = a
+                    pos[b] = c
+                    cidx[c] = b
+                    c += 1
+                cdat[pos[b]] += vi * data[k] * vals[j]
+    # sort the rows: transposing (a counting sort by column) twice
+    tptr, tidx, tdat = _csr_transpose(cptr, cidx, cdat, nagg)
+    return _csr_transpose(tptr, tidx, tdat, nagg)
+
+
+@nb.njit(**_jit)
+def _csr_transpose(ptr, idx, dat, ncols):
+    """Transpose of CSR (ptr, idx, dat) with ``ncols`` columns; its rows come out sorted."""
+    nrows = ptr.shape[0] - 1
+    tptr = np.zeros(ncols + 1, dtype=np.int64)
+    for k in range(idx.shape[0]):
+        tptr[idx[k] + 1] += 1
+    for j in range(ncols):
+        tptr[j + 1] += tptr[j]
+    fill = tptr[:-1].copy()
+    tidx = np.empty(idx.shape[0], dtype=np.int64)
+    tdat = np.empty(idx.shape[0])
+    for i in range(nrows):
+        for k in range(ptr[i], ptr[i + 1]):
+            j = idx[k]
+            tidx[fill[j]] = i
+            tdat[fill[j]] = dat[k]
+            fill[j] += 1
+    return tptr, tidx, tdat
+
+
+# =====================================================================================
+# Spectral-clustering kernels (used by `krylovlab.amg.cluster`): a block SpMM fused
+# with the Chebyshev three-term recurrence, k-means (k-means++ seeding and Lloyd
+# iterations) on a few columns, modularity in O(nnz), and an O(nnz) symmetry test.
+# Blocks are (n, m) C-ordered arrays (a row of the block is contiguous).  Threaded
+# variants split the rows in contiguous chunks; every chunk writes its own rows or
+# its own partial sums, so results do not depend on the schedule except for the
+# summation order of reductions.
+# =====================================================================================
+@intrinsic
+def _prefetch_row(typingctx, arr, row):
+    """Hint the CPU to fetch element ``row`` of a 1-D array, or row ``row`` of a 2-D
+    C-ordered array (llvm.prefetch: read, high locality).  A prefetch never faults and
+    does not change any value; no bounds check is made."""
+    if not (isinstance(arr, types.Array) and arr.ndim in (1, 2) and isinstance(row, types.Integer)):
+        return None
+    sig = types.void(arr, row)
+
+    def codegen(context, builder, signature, args):
+        aryty, rowty = signature.args
+        ary = context.make_array(aryty)(context, builder, args[0])
+        r = context.cast(builder, args[1], rowty, types.intp)
+        zero = context.get_constant(types.intp, 0)
+        ptr = cgutils.get_item_pointer2(context, builder, data=ary.data,
+                                        shape=cgutils.unpack_tuple(builder, ary.shape),
+                                        strides=cgutils.unpack_tuple(builder, ary.strides),
+                                        layout=aryty.layout, inds=[r] + [zero] * (aryty.ndim - 1),
+                                        wraparound=False)
+        i8p = ir.IntType(8).as_pointer()
+        i32 = ir.IntType(32)
+        fnty = ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32])
+        fn = cgutils.get_or_insert_function(builder.module, fnty, "llvm.prefetch.p0")
+        builder.call(fn, [builder.bitcast(ptr, i8p), ir.Constant(i32, 0), ir.Constant(i32, 3), ir.Constant(i32, 1)])
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+# How many stored entries ahead the block product prefetches its gather Y[col, :].  On
+# graphs without locality every gather misses the caches once Y outgrows them (about
+# 10⁵ rows of 8 doubles on the project machine); the out-of-order core overlaps only a
+# few of those misses by itself.  Prefetching 16 entries ahead made the product 2.3-2.5x
+# faster on planted-partition graphs at 10⁵ and 10⁶ vertices (bench note in
+# docs/amg.md); at 32-64 entries the gain dropped again at 10⁶.
+PREFETCH_DISTANCE = 16
+# Row chunks of the threaded clustering kernels (a constant: calling nb.get_num_threads()
+# inside a kernel would stop numba from caching it).
+_CHUNKS = 64
+
+
+@nb.njit(**_jit)
+def _cheb_rows(indptr, indices, data, Y, Z, a, b, c, lo, hi, acc):
+    m = Y.shape[1]
+    nnz = np.uint64(indices.shape[0])
+    dist = np.uint64(PREFETCH_DISTANCE)
+    for i in range(lo, hi):
+        for j in range(m):
+            acc[j] = 0.0
+        for k in range(np.uint64(indptr[i]), np.uint64(indptr[i + 1])):
+            if k + dist < nnz:
+                _prefetch_row(Y, np.uint64(indices[k + dist]))
+            v = data[k]
+            col = np.uint64(indices[k])
+            for j in range(m):
+                acc[j] += v * Y[col, j]
+        if c == 0.0:  # Z may be uninitialised
+            for j in range(m):
+                Z[i, j] = a * acc[j] + b * Y[i, j]
+        else:
+            for j in range(m):
+                Z[i, j] = a * acc[j] + b * Y[i, j] + c * Z[i, j]
+
+
+@nb.njit(**_jit)
+def block_recurrence_serial(indptr, indices, data, Y, Z, a, b, c):
+    """Z ← a·(A Y) + b·Y + c·Z for an (n, m) block (Z may hold the previous term).
+
+    With c = 0 this is a scaled, shifted block SpMM; with c = −1 one step of the
+    Chebyshev recurrence T_{j+1} = 2x T_j − T_{j−1}.  Z must not alias Y.
+    """
+    acc = np.empty(Y.shape[1])
+    _cheb_rows(indptr, indices, data, Y, Z, a, b, c, 0, Y.shape[0], acc)
+
+
+@nb.njit(parallel=True, **_jit)
+def block_recurrence_parallel(indptr, indices, data, Y, Z, a, b, c):
+    """`block_recurrence_serial` with the rows split over threads."""
+    n = Y.shape[0]
+    nch = _CHUNKS
+    step = (n + nch - 1) // nch
+    for t in nb.prange(nch):
+        acc = np.empty(Y.shape[1])
+        _cheb_rows(indptr, indices, data, Y, Z, a, b, c, t * step, min(n, (t + 1) * step), acc)
+
+
+@nb.njit(**_jit)
+def _sym_rows(indptr, indices, data, thr, lo_row, hi_row):
+    """Symmetry test of rows lo_row:hi_row: (all upper entries matched, #lower, #upper)."""
+    nnz = indices.shape[0]
+    n_upper = 0
+    n_lower = 0
+    d1 = PREFETCH_DISTANCE
+    d2 = 2 * PREFETCH_DISTANCE
+    for i in range(lo_row, hi_row):
+        for k in range(np.int64(indptr[i]), np.int64(indptr[i + 1])):
+            if k + d2 < nnz:
+                _prefetch_row(indptr, np.uint64(indices[k + d2]))
+            if k + d1 < nnz:
+                p = np.uint64(indptr[np.uint64(indices[k + d1])])
+                _prefetch_row(indices, p)
+                _prefetch_row(data, p)
+            j = np.int64(indices[k])
+            if j < i:
+                n_lower += 1
+                continue
+            if j == i:
+                continue
+            n_upper += 1
+            lo = np.int64(indptr[j])
+            hi = np.int64(indptr[j + 1])
+            while lo < hi:  # first position with column >= i in row j
+                mid = (lo + hi) // 2
+                if indices[mid] < i:
+                    lo = mid + 1
+                else:
+                    hi = mid
+            if lo < indptr[j + 1] and indices[lo] == i:
+                if abs(data[lo] - data[k]) > thr:
+                    return False, n_lower, n_upper
+            elif abs(data[k]) > thr:
+                return False, n_lower, n_upper
+    return True, n_lower, n_upper
+
+
+@nb.njit(**_jit)
+def _absmax(data):
+    amax = 0.0
+    for k in range(data.shape[0]):
+        amax = max(amax, abs(data[k]))
+    return amax
+
+
+@nb.njit(**_jit)
+def csr_is_symmetric_serial(indptr, indices, data, rtol):
+    """True if the CSR matrix with *sorted* rows equals its transpose up to ``rtol``·max|a|.
+
+    Every strictly-upper entry (i, j) looks up (j, i) by bisection in row j and
+    compares the values; the matrix is symmetric iff all are found and the
+    strictly-lower part has as many entries as the strictly-upper part.
+    O(nnz·log(row length)); the rows looked up are prefetched ahead.
+    """
+    ok, n_lower, n_upper = _sym_rows(indptr, indices, data, rtol * _absmax(data), 0, indptr.shape[0] - 1)
+    return ok and n_lower == n_upper
+
+
+@nb.njit(parallel=True, **_jit)
+def csr_is_symmetric_parallel(indptr, indices, data, rtol):
+    """`csr_is_symmetric_serial` with the rows split over threads."""
+    n = indptr.shape[0] - 1
+    thr = rtol * _absmax(data)
+    step = (n + _CHUNKS - 1) // _CHUNKS
+    oks = np.zeros(_CHUNKS, dtype=np.bool_)
+    cnt = np.zeros((_CHUNKS, 2), dtype=np.int64)
+    for t in nb.prange(_CHUNKS):
+        ok, nl, nu = _sym_rows(indptr, indices, data, thr, min(n, t * step), min(n, (t + 1) * step))
+        oks[t] = ok
+        cnt[t, 0] = nl
+        cnt[t, 1] = nu
+    return oks.all() and cnt[:, 0].sum() == cnt[:, 1].sum()
+
+
+@nb.njit(**_jit)
+def count_diagonal_or_zero(indptr, indices, data):
+    """Number of stored entries that are on the diagonal or equal to zero."""
+    c = 0
+    for i in range(indptr.shape[0] - 1):
+        for k in range(np.uint64(indptr[i]), np.uint64(indptr[i + 1])):
+            if np.int64(indices[k]) == i or data[k] == 0.0:
+                c += 1
+    return c
+
+
+@nb.njit(**_jit)
+def scale_symmetric(indptr, indices, data, s):
+    """Stored entries of diag(s)·A·diag(s): out[k] = s_i a_ij s_j."""
+    n = indptr.shape[0] - 1
+    nnz = np.uint64(indices.shape[0])
+    dist = np.uint64(PREFETCH_DISTANCE)
+    out = np.empty(data.shape[0])
+    for i in range(n):
+        si = s[i]
+        for k in range(np.uint64(indptr[i]), np.uint64(indptr[i + 1])):
+            if k + dist < nnz:
+                _prefetch_row(s, np.uint64(indices[k + dist]))
+            out[k] = si * data[k] * s[np.uint64(indices[k])]
+    return out
+
+
+@nb.njit(**_jit)
+def connected_components(indptr, indices):
+    """Connected components of the graph of a structurally symmetric CSR matrix
+    (breadth-first search).  Returns (number of components, component of each vertex)."""
+    n = indptr.shape[0] - 1
+    comp = -np.ones(n, dtype=np.int64)
+    queue = np.empty(n, dtype=np.int64)
+    nc = 0
+    for s in range(n):
+        if comp[s] >= 0:
+            continue
+        comp[s] = nc
+        head = 0
+        tail = 1
+        queue[0] = s
+        while head < tail:
+            v = queue[head]
+            head += 1
+            for k in range(np.uint64(indptr[v]), np.uint64(indptr[v + 1])):
+                u = np.uint64(indices[k])
+                if comp[u] < 0:
+                    comp[u] = nc
+                    queue[tail] = u
+                    tail += 1
+        nc += 1
+    return nc, comp
+
+
+@nb.njit(**_jit)
+def modularity_inside(indptr, indices, data, labels):
+    """Σ over stored entries (i, j) with labels[i] == labels[j] ≥ 0 of a_ij."""
+    n = indptr.shape[0] - 1
+    nnz = np.uint64(indices.shape[0])
+    dist = np.uint64(PREFETCH_DISTANCE)
+    s = 0.0
+    for i in range(n):
+        li = labels[i]
+        if li < 0:
+            continue
+        for k in range(np.uint64(indptr[i]), np.uint64(indptr[i + 1])):
+            if k + dist < nnz:
+                _prefetch_row(labels, np.uint64(indices[k + dist]))
+            if labels[np.uint64(indices[k])] == li:
+                s += data[k]
+    return s
+
+
+@nb.njit(**_jit)
+def modularity_inside_delta(indptr, indices, data, old, new, changed, is_changed):
+    """Change of `modularity_inside` when the labels go from ``old`` to ``new``, which
+    differ only at the vertices ``changed`` (``is_changed`` their indicator); A must be
+    symmetric.  An entry (i, j) with only i changed is also stored as (j, i), which is
+    not visited, so it counts twice; with both ends changed both copies are visited."""
+    s = 0.0
+    for t in range(changed.shape[0]):
+        i = changed[t]
+        for k in range(np.uint64(indptr[i]), np.uint64(indptr[i + 1])):
+            j = np.uint64(indices[k])
+            d = np.int64(new[i] == new[j]) - np.int64(old[i] == old[j])
+            if d != 0:
+                s += data[k] * d * (1.0 if is_changed[j] else 2.0)
+    return s
+
+
+@nb.njit(**_jit)
+def _sqdist(X, i, C, c):
+    d = 0.0
+    for j in range(X.shape[1]):
+        t = X[i, j] - C[c, j]
+        d += t * t
+    return d
+
+
+@nb.njit(**_jit)
+def kmeans_plusplus(X, k, first, u, n_trials):
+    """Greedy k-means++ seeding (Arthur & Vassilvitskii; several candidates per step).
+
+    ``first`` is the index of the first centre; ``u`` holds (k−1)·n_trials
+    uniform numbers in [0, 1) that drive the D²-sampling, so the result is a
+    function of the inputs only.  Each step draws ``n_trials`` candidates with
+    probability ∝ squared distance to the nearest chosen centre and keeps the one
+    that lowers the total most.  Returns the (k, d) centres.
+    """
+    n, d = X.shape
+    C = np.empty((k, d))
+    C[0, :] = X[first, :]
+    d2 = np.empty(n)
+    for i in range(n):
+        d2[i] = _sqdist(X, i, C, 0)
+    cum = np.empty(n)
+    best_d2 = np.empty(n)
+    cand_d2 = np.empty(n)
+    for c in range(1, k):
+        tot = 0.0
+        for i in range(n):
+            tot += d2[i]
+            cum[i] = tot
+        best_pot = np.inf
+        best = -1
+        for t in range(n_trials):
+            r = u[(c - 1) * n_trials + t] * tot
+            # first i with cum[i] > r
+            lo, hi = 0, n - 1
+            while lo < hi:
+                mid = (lo + hi) // 2
+                if cum[mid] > r:
+                    hi = mid
+                else:
+                    lo = mid + 1
+            cand = lo
+            pot = 0.0
+            for i in range(n):
+                e = 0.0
+                for j in range(d):
+                    q = X[i, j] - X[cand, j]
+                    e += q * q
+                v = min(d2[i], e)
+                cand_d2[i] = v
+                pot += v
+            if pot < best_pot:
+                best_pot = pot
+                best = cand
+                best_d2[:] = cand_d2
+        C[c, :] = X[best, :]
+        d2[:] = best_d2
+    return C
+
+
+@nb.njit(**_jit)
+def _assign_rows(X, C, labels, sums, counts, lo, hi):
+    """Nearest centre of rows lo:hi; accumulate their sums/counts; return (changes, inertia)."""
+    k, d = C.shape
+    changed = 0
+    inertia = 0.0
+    for i in range(lo, hi):
+        best = 0
+        bd = np.inf
+        for c in range(k):
+            e = 0.0
+            for j in range(d):
+                q = X[i, j] - C[c, j]
+                e += q * q
+            if e < bd:
+                bd = e
+                best = c
+        if labels[i] != best:
+            changed += 1
+            labels[i] = best
+        inertia += bd
+        counts[best] += 1
+        for j in range(d):
+            sums[best, j] += X[i, j]
+    return changed, inertia
+
+
+@nb.njit(parallel=True, **_jit)
+def _assign_chunks_parallel(X, C, labels, psum, pcnt, pch, pin):
+    n = X.shape[0]
+    nch = psum.shape[0]
+    step = (n + nch - 1) // nch
+    for t in nb.prange(nch):
+        ch, ine = _assign_rows(X, C, labels, psum[t], pcnt[t], min(n, t * step), min(n, (t + 1) * step))
+        pch[t] = ch
+        pin[t] = ine
+
+
+@nb.njit(**_jit)
+def _assign_chunks_serial(X, C, labels, psum, pcnt, pch, pin):
+    n = X.shape[0]
+    nch = psum.shape[0]
+    step = (n + nch - 1) // nch
+    for t in range(nch):
+        ch, ine = _assign_rows(X, C, labels, psum[t], pcnt[t], min(n, t * step), min(n, (t + 1) * step))
+        pch[t] = ch
+        pin[t] = ine
+
+
+@nb.njit(**_jit)
+def _assign(X, C, labels, sums, counts, parallel):
+    """Assignment step over fixed row chunks whose partial sums are added in chunk order,
+    so the serial and threaded variants give bitwise the same centres."""
+    k, d = C.shape
+    psum = np.zeros((_CHUNKS, k, d))
+    pcnt = np.zeros((_CHUNKS, k), dtype=np.int64)
+    pch = np.zeros(_CHUNKS, dtype=np.int64)
+    pin = np.zeros(_CHUNKS)
+    if parallel:
+        _assign_chunks_parallel(X, C, labels, psum, pcnt, pch, pin)
+    else:
+        _assign_chunks_serial(X, C, labels, psum, pcnt, pch, pin)
+    changed = 0
+    inertia = 0.0
+    for t in range(_CHUNKS):
+        for c in range(k):
+            counts[c] += pcnt[t, c]
+            for j in range(d):
+                sums[c, j] += psum[t, c, j]
+        changed += pch[t]
+        inertia += pin[t]
+    return changed, inertia
+
+
+@nb.njit(**_jit)
+def _lloyd(X, C, labels, max_iter, tol, parallel):
+    n, d = X.shape
+    k = C.shape[0]
+    labels[:] = -1
+    sums = np.zeros((k, d))
+    counts = np.zeros(k, dtype=np.int64)
+    it = 0
+    inertia = 0.0
+    while True:
+        sums[:] = 0.0
+        counts[:] = 0
+        changed, inertia = _assign(X, C, labels, sums, counts, parallel)
+        it += 1
+        if changed == 0 or it > max_iter:
+            break
+        # an empty cluster takes the point farthest from its centre
+        for c in range(k):
+            if counts[c] == 0:
+                far = 0
+                fd = -1.0
+                for i in range(n):
+                    if counts[labels[i]] > 1:
+                        e = _sqdist(X, i, C, labels[i])
+                        if e > fd:
+                            fd = e
+                            far = i
+                old = labels[far]
+                counts[old] -= 1
+                for j in range(d):
+                    sums[old, j] -= X[far, j]
+                    sums[c, j] = X[far, j]
+                counts[c] = 1
+                labels[far] = c
+        shift = 0.0
+        for c in range(k):
+            for j in range(d):
+                v = sums[c, j] / counts[c]
+                shift += (v - C[c, j]) ** 2
+                C[c, j] = v
+        if shift <= tol:
+            # centres have settled: final assignment to the settled centres
+            sums[:] = 0.0
+            counts[:] = 0
+            changed, inertia = _assign(X, C, labels, sums, counts, parallel)
+            break
+    return inertia, it
+
+
+@nb.njit(**_jit)
+def lloyd_serial(X, C, labels, max_iter, tol):
+    """Lloyd's k-means from centres C (updated in place); labels (n,) int64 are written.
+
+    Stops when no label changes, the squared centre shift is ≤ ``tol``, or
+    after ``max_iter`` iterations.  Returns (inertia, iterations).
+    """
+    return _lloyd(X, C, labels, max_iter, tol, False)
+
+
+@nb.njit(**_jit)
+def lloyd_parallel(X, C, labels, max_iter, tol):
+    """`lloyd_serial` with the assignment step split over threads (same result, bitwise)."""
+    return _lloyd(X, C, labels, max_iter, tol, True)
