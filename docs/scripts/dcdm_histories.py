@@ -45,7 +45,7 @@ def main():
         b = np.random.default_rng(0).standard_normal(n * n)
         res = DCDM(A, grid=(n, n), rtol=RTOL, history=True).solve(b)
         M = ic_setup(A)
-        ax.semilogy(np.asarray(res.history) / np.linalg.norm(b), label=f"DCDM, shipped CNN ({res.iterations})")
+        ax.semilogy(np.asarray(res.history) / np.linalg.norm(b), label=f"DCDM, shipped model ({res.iterations})")
         h = scipy_history(A, b, M)
         ax.semilogy(h, label=f"IC(0)-PCG ({len(h) - 1})")
         h = scipy_history(A, b)

@@ -7,6 +7,6 @@ needed to train, see `krylovlab.learned.train`).
 """
 
 from .dcdm import DCDM
-from .model import ConvDirectionModel, default_weights_path, load_model
+from .model import ConvDirectionModel, SmoothedDirection, default_weights_path, load_model
 
-__all__ = ["DCDM", "ConvDirectionModel", "load_model", "default_weights_path"]
+__all__ = ["DCDM", "ConvDirectionModel", "SmoothedDirection", "load_model", "default_weights_path"]

@@ -31,18 +31,29 @@ __all__ = ["train_dcdm"]
 @click.option("--levels", type=int, default=None, help="Pooling levels, 0 = recurse while possible.")
 @click.option("--dim", type=int, default=None, help="2 or 3 (3D grids like '16x16x16').")
 @click.option("--bias/--no-bias", default=None, help="Convolution biases (off: a positively homogeneous network).")
+@click.option("--smooth", type=int, default=None,
+              help="Damped-Jacobi sweeps before and after the network (0 = the bare network).")
+@click.option("--omega-pct", type=int, default=None, help="Jacobi damping in percent (default 80).")
+@click.option("--jscale/--no-jscale", default=None, help="Apply the network to D^-1/2 r (Jacobi scaling).")
+@click.option("--coarsen/--no-coarsen", default=None,
+              help="Run the network on the 2x coarser grid (needs --smooth > 0; ~4x cheaper).")
+@click.option("--loss", "loss", type=click.Choice(["residual", "energy"]), default="residual", show_default=True,
+              help="Training loss: the paper's residual norm, or the energy-norm error left after the step.")
 @click.option("--threads", type=int, default=None, help="torch CPU threads.")
 @click.option("--log", "log_path", type=click.Path(dir_okay=False), default=None, help="Write the training log (JSON).")
 def train_dcdm(out, grids, n_fields, sigma, length, ritz, batch, lr, minutes, max_steps, seed, channels, n_pre,
-               n_coarse, n_post, levels, dim, bias, threads, log_path):
+               n_coarse, n_post, levels, dim, bias, smooth, omega_pct, jscale, coarsen, loss, threads,
+               log_path):
     """Train a DCDM direction network on diffusion systems and save it as .npz."""
     from .train import _parse_grids, config_from_options, train
 
     config = config_from_options(channels=channels, n_pre=n_pre, n_coarse=n_coarse, n_post=n_post,
-                                 levels=levels, dim=dim, bias=None if bias is None else int(bias))
+                                 levels=levels, dim=dim, bias=None if bias is None else int(bias), smooth=smooth,
+                                 omega_pct=omega_pct, jscale=None if jscale is None else int(jscale),
+                                 coarsen=None if coarsen is None else int(coarsen))
     model, log = train(out, grids=_parse_grids(grids), n_fields=n_fields, sigma=sigma, length=length, ritz=ritz,
                        config=config, batch=batch, lr=lr, minutes=minutes, max_steps=max_steps, seed=seed,
-                       threads=threads)
+                       threads=threads, loss=loss)
     click.echo(f"saved {out}: {model.n_params} parameters, {log['steps']} steps in {log['train_seconds']} s, "
                f"final loss {log['loss_history'][-1] if log['loss_history'] else float('nan'):.5f}")
     if log_path:

@@ -15,20 +15,31 @@ Algorithm (A symmetric positive definite), from x₀ with r₀ = b − A x₀:
 With f = a fixed SPD preconditioner this is truncated flexible CG (Notay
 2000); with the shipped convolutional network it is the paper's method
 (n_keep = 2).  Every step minimises the A-norm error along q, so the energy
-error never grows whatever f returns; a direction with no component along r
-(|cos(q, r)| < 1e-6: f useless there) is replaced by r itself (a steepest-descent step), counted
-in ``extras["fallback_steps"]``.
+error never grows whatever f returns.
+
+Safeguard (``safeguard=τ``, default 1): a step along q lowers the squared
+energy error by (qᵀr)²/qᵀAq, a steepest-descent step by (rᵀr)²/rᵀAr.  When
+the first is smaller than τ times the second (the model is worse than no
+model), the step also goes along r, A-orthogonalised against the kept
+directions and q, and the two line searches minimise the energy over
+span{q, r} exactly; both directions are kept.  Flexible-CG theory then
+guarantees at least steepest-descent progress every iteration, so a poor
+model slows the solve down instead of stalling it at a large residual.
+These steps are counted in ``extras["fallback_steps"]``.  ``safeguard=0``
+turns the test off (one product with A less per iteration); a direction
+with no component along r (|cos(q, r)| < 1e-6) is then still replaced by r.
 
 Monitored norm: the true residual ‖b − A x‖₂, recomputed every iteration (the
 convergence test is scipy's ``‖b − A x‖ ≤ max(atol, rtol‖b‖)``).
-Cost per iteration: one model application, 2 matvecs, n_keep + 3 dot products.
-Workspace: 2·n_keep + 4 n-vectors (kept p_j and A p_j, x, r, q, A q) plus the
-model's own (the CNN holds about 4·channels feature maps of the grid, float32).
+Cost per iteration: one model application, 3 matvecs (A q, A r for the
+safeguard test, the true residual; one more on a safeguarded step), about
+n_keep + 5 dot products.  Workspace: 2·n_keep + 5 n-vectors plus the model's
+own (the CNN holds about 4·channels feature maps of the grid, float32).
 
 Stops with `Status.STAGNATION` when the best residual has not improved by
 ``1e-3`` relatively for ``stagnation_window`` iterations, `Status.INDEFINITE`
-when qᵀAq ≤ 0 (A not positive definite), `Status.PC_FAILED` when the model
-returns NaN/Inf or the wrong shape.
+when qᵀAq ≤ 0 or rᵀAr ≤ 0 (A not positive definite), `Status.PC_FAILED` when
+the model returns NaN/Inf.
 """
 
 from __future__ import annotations
@@ -42,7 +53,7 @@ import numpy as np
 from .._operator import as_preconditioner
 from .._result import Status
 from .._solver import Outcome, Problem, Solver
-from .model import ConvDirectionModel, load_model
+from .model import ConvDirectionModel, SmoothedDirection, load_model
 
 __all__ = ["DCDM"]
 
@@ -64,7 +75,8 @@ class DCDM(Solver):
     model : optional
         The direction model ``d = model(r)`` (≈ c·A⁻¹ r):
 
-        * ``None`` — the shipped 2D network (`krylovlab.learned.model`);
+        * ``None`` — the shipped 2D model (`krylovlab.learned.model`): the
+          network between damped-Jacobi sweeps with A (`SmoothedDirection`);
         * a path to a ``.npz`` weight file, or a `ConvDirectionModel`;
         * a torch ``nn.Module`` mapping (batch, *grid) → (batch, *grid);
         * a pyamg hierarchy or anything with ``aspreconditioner()``, a matrix
@@ -76,6 +88,8 @@ class DCDM(Solver):
     stagnation_window : int
         Iterations without a 0.1% improvement of the best residual before
         stopping with `Status.STAGNATION`.
+    safeguard : float
+        τ ≥ 0 of the steepest-descent safeguard (module docstring); 0 turns it off.
     rtol, atol, maxiter, monitors, history
         As for every `krylovlab.Solver`; ``maxiter`` defaults to 1000.
     M : optional
@@ -99,15 +113,19 @@ class DCDM(Solver):
     supports_device = True
 
     def __init__(self, A=None, *, grid=None, model=None, n_keep: int = 2, stagnation_window: int = 50,
-                 rtol=1e-5, atol=0.0, maxiter=None, M=None, monitors=(), history=False):
+                 safeguard: float = 1.0, rtol=1e-5, atol=0.0, maxiter=None, M=None, monitors=(), history=False):
         if isinstance(n_keep, bool) or not isinstance(n_keep, (int, np.integer)) or n_keep < 0:
             raise ValueError(f"n_keep must be a non-negative integer, got {n_keep!r}")
         if isinstance(stagnation_window, bool) or not isinstance(stagnation_window, (int, np.integer)) \
                 or stagnation_window < 1:
             raise ValueError(f"stagnation_window must be a positive integer, got {stagnation_window!r}")
+        if isinstance(safeguard, bool) or not isinstance(safeguard, (int, float, np.integer, np.floating)) \
+                or not math.isfinite(safeguard) or safeguard < 0:
+            raise ValueError(f"safeguard must be a finite number >= 0, got {safeguard!r}")
         if model is not None and M is not None:
             raise ValueError("pass the direction model as model= or M=, not both")
         self.n_keep = int(n_keep)
+        self.safeguard = float(safeguard)
         self.stagnation_window = int(stagnation_window)
         self.grid = None if grid is None else _check_grid(grid)
         self._model_source = model if model is not None else M
@@ -121,13 +139,13 @@ class DCDM(Solver):
 
     # ------------------------------------------------------------------ model binding
     def _operator_changed(self, old, new) -> None:
-        self.model = _resolve_model(self._model_source, self.grid, new.n)
+        self.model = _resolve_model(self._model_source, self.grid, new)
 
     def set_model(self, model) -> None:
         """Replace the direction model (checked against the current operator and grid)."""
         self._model_source = model
         if self.A is not None:
-            self.model = _resolve_model(model, self.grid, self.A.n)
+            self.model = _resolve_model(model, self.grid, self.A)
 
     # ------------------------------------------------------------------ iteration
     def _iterate(self, pb: Problem) -> Outcome:
@@ -150,7 +168,8 @@ class DCDM(Solver):
             r = b.copy()
         rn = pb.norm(r)
         history = [rn] if pb.record_history else None
-        extras = {"n_keep": self.n_keep, "model": _describe(model), "fallback_steps": 0}
+        extras = {"n_keep": self.n_keep, "model": _describe(model), "fallback_steps": 0,
+                  "safeguard": self.safeguard}
         if rn <= pb.tol:
             return Outcome(x, _done(pb), 0, rn, nmv, 0, history, extras, rnorm_is_true=True)
         P, AP, PAP = deque(), deque(), deque()
@@ -167,18 +186,9 @@ class DCDM(Solver):
             if not bool(xp.isfinite(q).all()):
                 status, it = Status.PC_FAILED, k - 1
                 break
-            for p, ap, pap in zip(P, AP, PAP):
-                beta = pb.dot(ap, q) / pap  # β_j = qᵀA p_j / p_jᵀA p_j
-                pb.k.axpby(-beta, p, 1.0, q)  # q ← q − β_j p_j
+            self._orthogonalise(pb, q, None, P, AP, PAP)
             qr = pb.dot(q, r)
             qn = pb.norm(q)
-            if not (abs(qr) > _MIN_COS * qn * rn):
-                # the model gave (almost) nothing along r: take a steepest-descent step instead
-                q = r.copy()
-                for p, ap, pap in zip(P, AP, PAP):
-                    pb.k.axpby(-(pb.dot(ap, q) / pap), p, 1.0, q)
-                qr = pb.dot(q, r)
-                extras["fallback_steps"] += 1
             pb.matvec(q, Aq)  # Aq ← A q
             nmv += 1
             qaq = pb.dot(q, Aq)
@@ -186,11 +196,48 @@ class DCDM(Solver):
             if not math.isfinite(c):
                 status, it = Status.NANORINF, k - 1
                 break
-            if c <= 0.0:
-                status, it = (Status.INDEFINITE if qn > 0 else Status.BREAKDOWN), k - 1
+            if c <= 0.0 and qn > 0:
+                status, it = Status.INDEFINITE, k - 1
                 break
-            alpha = qr / qaq  # α = qᵀr / qᵀAq
-            pb.k.axpby(alpha, q, 1.0, x)  # x ← x + α q
+            gain_q = float(abs(qr)) ** 2 / c if c > 0 else 0.0  # energy-norm² decrease of a step along q
+            extra = None
+            if self.safeguard > 0:
+                # compare with steepest descent: gain_r = (rᵀr)² / rᵀAr (one more product with A)
+                Ar = pb.matvec(r)
+                nmv += 1
+                rar = float(np.real(pb.dot(r, Ar)))
+                if not rar > 0.0:
+                    status, it = (Status.INDEFINITE if math.isfinite(rar) else Status.NANORINF), k - 1
+                    break
+                if not gain_q >= self.safeguard * rn ** 4 / rar:
+                    extra = r.copy()
+            elif not (abs(qr) > _MIN_COS * qn * rn):
+                extra = r.copy()  # the model gave (almost) nothing along r
+            if c <= 0.0:  # q = 0: only the residual direction remains
+                if extra is None:
+                    extra = r.copy()
+                use_q = False
+            else:
+                use_q = True
+            if extra is not None:
+                # safeguard: also step along the residual, A-orthogonalised against the kept directions and q
+                # (the two line searches then minimise the energy over span{q, r} exactly)
+                extras["fallback_steps"] += 1
+                self._orthogonalise(pb, extra, None, P, AP, PAP)
+                if use_q:
+                    pb.k.axpby(-(pb.dot(Aq, extra) / qaq), q, 1.0, extra)
+                Aw = pb.matvec(extra)
+                nmv += 1
+                waw = pb.dot(extra, Aw)
+                if not float(np.real(waw)) > 0.0:
+                    extra = None
+                    if not use_q:
+                        status, it = Status.BREAKDOWN, k - 1
+                        break
+            if use_q:
+                pb.k.axpby(qr / qaq, q, 1.0, x)  # x ← x + α q,  α = qᵀr / qᵀAq
+            if extra is not None:
+                pb.k.axpby(pb.dot(extra, r) / waw, extra, 1.0, x)
             pb.residual(x, r)  # r ← b − A x (true residual)
             nmv += 1
             rn = pb.norm(r)
@@ -214,14 +261,25 @@ class DCDM(Solver):
                     status, it = Status.STAGNATION, k
                     break
             if self.n_keep:
-                if len(P) == self.n_keep:  # recycle the oldest slot's arrays
-                    P.popleft(); AP.popleft(); PAP.popleft()  # noqa: E702
-                P.append(q)
-                AP.append(Aq)
-                PAP.append(qaq)
+                new = ([(q, Aq, qaq)] if use_q else []) + ([(extra, Aw, waw)] if extra is not None else [])
+                for d, ad, dad in new:
+                    if len(P) == self.n_keep:  # drop the oldest
+                        P.popleft(); AP.popleft(); PAP.popleft()  # noqa: E702
+                    P.append(d)
+                    AP.append(ad)
+                    PAP.append(dad)
                 Aq = xp.empty_like(r)
         self.kept_directions = (list(P), list(AP))
         return Outcome(x, status, it, rn, nmv, 0, history, extras, rnorm_is_true=True)
+
+    @staticmethod
+    def _orthogonalise(pb, v, Av, P, AP, PAP):
+        """v ← v − Σ_j (vᵀA p_j / p_jᵀA p_j) p_j over the kept directions (and Av alongside when given)."""
+        for p, ap, pap in zip(P, AP, PAP):
+            beta = pb.dot(ap, v) / pap
+            pb.k.axpby(-beta, p, 1.0, v)
+            if Av is not None:
+                pb.k.axpby(-beta, ap, 1.0, Av)
 
     def __repr__(self):
         base = super().__repr__()[:-1]
@@ -251,8 +309,9 @@ def _check_cells(grid, n):
         raise ValueError(f"grid {grid} has {int(np.prod(grid))} cells but A has {n} unknowns")
 
 
-def _resolve_model(source, grid, n):
+def _resolve_model(source, grid, op):
     """Turn the user's model argument into a callable ``r -> d`` bound to this operator."""
+    n = op.n
     _check_cells(grid, n)
     if source is None or isinstance(source, (str, os.PathLike)) or isinstance(source, ConvDirectionModel):
         if grid is None:
@@ -267,7 +326,10 @@ def _resolve_model(source, grid, n):
         if len(grid) != model.config["dim"]:
             raise ValueError(f"the DCDM network is {model.config['dim']}-D but grid={grid} has {len(grid)} "
                              "dimensions")
-        return model.with_grid(grid) if model.grid != grid else model
+        model = model.with_grid(grid) if model.grid != grid else model
+        if model.config["smooth"]:  # the network between Jacobi sweeps with this A
+            return SmoothedDirection(model, op.matvec, op.diagonal)
+        return model
     if _is_torch_module(source):
         if grid is None:
             raise ValueError("a torch direction model needs grid=(nx, ny[, nz]) to reshape vectors")
@@ -327,6 +389,8 @@ class _TorchDirection:
 
 
 def _describe(model) -> str:
+    if isinstance(model, SmoothedDirection):
+        return f"jacobi({model.nu})+" + _describe(model.net)
     if isinstance(model, ConvDirectionModel):
         return f"cnn(grid={model.grid}, levels={model.levels}, params={model.n_params})"
     return repr(model) if isinstance(model, (_PrecDirection, _TorchDirection)) else type(model).__name__

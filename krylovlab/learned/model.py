@@ -20,6 +20,13 @@ All convolutions are 3×3 (3×3×3 in 3D), 'same' zero padding, with bias.  With
 even and the coarse grid keeps at least ``min_coarse`` cells per side; the
 weights never depend on the grid size.
 
+Config keys ``smooth`` (ν > 0), ``omega_pct``, ``jscale`` and ``coarsen`` make
+`DCDM` wrap the network in `SmoothedDirection`: ν damped-Jacobi sweeps with A
+before and after it, Jacobi scaling D^-1/2 of its input and output, and
+(``coarsen=1``) evaluation on the 2× coarser grid between 2×2 restriction and
+piecewise-constant prolongation (see `smoothed_apply`).  The shipped weights use
+``smooth=2, omega_pct=80, jscale=1, coarsen=1``.
+
 Inference runs in float32 on ``krylovlab.kernels.cpu`` (numba) for numpy
 input and ``krylovlab.kernels.gpu`` (CuPy) for CuPy input; torch is needed only
 to train (`krylovlab.learned.train`).  Weights live in plain ``.npz`` files
@@ -37,11 +44,12 @@ from importlib import resources
 
 import numpy as np
 
-__all__ = ["ConvDirectionModel", "default_weights_path", "load_model", "CONFIG_KEYS"]
+__all__ = ["ConvDirectionModel", "SmoothedDirection", "smoothed_apply", "default_weights_path", "load_model",
+           "CONFIG_KEYS"]
 
 #: configuration stored with the weights (and its defaults)
 CONFIG_KEYS = {"dim": 2, "channels": 16, "n_pre": 1, "n_coarse": 2, "n_post": 1, "levels": 0, "min_coarse": 4,
-               "bias": 1}
+               "bias": 1, "smooth": 0, "omega_pct": 80, "jscale": 0, "coarsen": 0}
 
 _SHIPPED = "dcdm2d_c16.npz"
 
@@ -84,6 +92,10 @@ def check_config(cfg: dict) -> dict:
         raise ValueError("model config bias must be 0 or 1")
     if out["min_coarse"] < 1:
         raise ValueError("model config min_coarse must be >= 1")
+    if out["smooth"] < 0 or not 0 < out["omega_pct"] < 200 or out["jscale"] not in (0, 1):
+        raise ValueError("model config needs smooth >= 0, 0 < omega_pct < 200 and jscale 0 or 1")
+    if out["coarsen"] not in (0, 1) or (out["coarsen"] and not out["smooth"]):
+        raise ValueError("model config coarsen must be 0 or 1, and 1 needs smooth > 0")
     return out
 
 
@@ -330,3 +342,94 @@ class _Ops:
 
     def load(self, r, scale, out):
         self._load(r, scale, out)
+
+
+# ------------------------------------------------------------------------------ smoothed direction
+def smoothed_apply(net, matvec, dinv, r, nu, omega, jscale, dot, tiny=0.0):
+    """The network between damped-Jacobi sweeps (shared by inference and training).
+
+    With x = 0 and the running residual ρ = r − A x:
+
+        ν times:  x ← x + ω D⁻¹ ρ                  (pre-smoothing: local, high-frequency error)
+        z ← S·net(S·ρ),  S = D^{-1/2} if jscale else I
+        x ← x + (zᵀρ / zᵀA z)·z                    (the network's correction, scaled by a line search)
+        ν times:  x ← x + ω D⁻¹ ρ                  (post-smoothing)
+
+    ``matvec`` applies A, ``dinv`` is 1/diag(A) (broadcastable to ``r``), ``dot``
+    an inner product over the grid that keeps the batch dimension (torch) or
+    returns a scalar (numpy).  The smoother sees A itself, so the part of the
+    direction it supplies adapts to the coefficients; the network supplies the
+    smooth (global) part.  Costs 2ν + 1 products with A.
+    """
+    x = None
+    rho = r
+    for _ in range(nu):
+        dx = omega * (dinv * rho)
+        x = dx if x is None else x + dx
+        rho = rho - matvec(dx)
+    if jscale:
+        s = dinv ** 0.5
+        z = s * net(s * rho)
+    else:
+        z = net(rho)
+    Az = matvec(z)
+    zaz = dot(z, Az)
+    if tiny:  # training: keep the division finite
+        alpha = dot(z, rho) / (zaz + tiny)
+    else:
+        zaz = float(zaz)
+        alpha = float(dot(z, rho)) / zaz if zaz > 0 else 0.0
+    x = alpha * z if x is None else x + alpha * z
+    for k in range(nu):
+        rho = rho - alpha * Az if k == 0 else rho - matvec(dx)
+        dx = omega * (dinv * rho)
+        x = x + dx
+    return x
+
+
+class SmoothedDirection:
+    """A `ConvDirectionModel` whose config asks for smoothing (``smooth`` = ν > 0), bound to an operator.
+
+    ``d = model(r)`` runs `smoothed_apply` with the operator's matvec and
+    diagonal (float64 arithmetic around the float32 network).
+    """
+
+    def __init__(self, net: ConvDirectionModel, matvec, diagonal):
+        if diagonal is None:
+            raise ValueError("the shipped DCDM model smooths with damped Jacobi and needs A's diagonal: pass an "
+                             "explicit matrix (sparse or dense), or a plain model via model=...")
+        d = diagonal.real if hasattr(diagonal, "real") else diagonal
+        if not bool((d > 0).all()):
+            raise ValueError("the smoothed DCDM model needs a positive diagonal (A symmetric positive definite)")
+        self.net = net
+        self.grid = net.grid
+        if net.config["coarsen"]:  # the network runs on the 2× coarser grid, between restriction and prolongation
+            if any(g % 4 for g in net.grid):
+                raise ValueError(f"this DCDM model runs on the 2x coarser grid, so every grid dimension must be a "
+                                 f"multiple of 4; got {net.grid}")
+            self._coarse = net.with_grid(tuple(g // 2 for g in net.grid))
+        else:
+            self._coarse = None
+        self.matvec = matvec
+        self.dinv = 1.0 / d
+        cfg = net.config
+        self.nu, self.omega, self.jscale = cfg["smooth"], cfg["omega_pct"] / 100.0, bool(cfg["jscale"])
+
+    def _net_coarse(self, v):
+        """restrict (2×2 sums) → network on the coarse grid → prolong (piecewise constant)."""
+        grid = self.grid
+        dim = len(grid)
+        split = tuple(x for g in grid for x in (g // 2, 2))
+        vc = v.reshape(split).sum(axis=tuple(range(1, 2 * dim, 2)))
+        zc = self._coarse(vc.reshape(-1)).reshape(tuple(g // 2 for g in grid))
+        for ax in range(dim):
+            zc = zc.repeat(2, axis=ax)
+        return zc.reshape(-1)
+
+    def __call__(self, r):
+        dot = (lambda u, v: np.dot(u, v)) if isinstance(r, np.ndarray) else (lambda u, v: float((u * v).sum()))
+        net = self.net if self._coarse is None else self._net_coarse
+        return smoothed_apply(net, self.matvec, self.dinv, r, self.nu, self.omega, self.jscale, dot)
+
+    def __repr__(self):
+        return f"SmoothedDirection(nu={self.nu}, omega={self.omega}, jscale={self.jscale}, net={self.net!r})"

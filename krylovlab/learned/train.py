@@ -31,9 +31,10 @@ import time
 
 import numpy as np
 import scipy.linalg as sla
+import scipy.sparse.linalg as spla
 
 from ._fields import diffusion_matrix, face_coefficients, lognormal_field
-from .model import CONFIG_KEYS, ConvDirectionModel, block_names, check_config, plan_levels
+from .model import CONFIG_KEYS, ConvDirectionModel, block_names, check_config, plan_levels, smoothed_apply
 
 __all__ = ["lanczos_ritz", "ritz_rhs", "DCDMNet", "train", "to_model", "from_model"]
 
@@ -82,8 +83,12 @@ def lanczos_ritz(A, m: int, *, rng=None):
     return theta, Q[:, :k] @ S
 
 
-def ritz_rhs(V, count: int, *, theta_extra=None, low_weight=9.0, rng=None):
-    """``count`` unit right-hand sides weighted toward the low Ritz vectors (columns of ``V``, ascending)."""
+def ritz_rhs(V, count: int, *, theta_extra=None, low_weight=9.0, rng=None, gram=None):
+    """``count`` unit right-hand sides weighted toward the low Ritz vectors (columns of ``V``, ascending).
+
+    With ``gram`` = VᵀA⁻¹V also returns ``bᵀA⁻¹b = cᵀ·gram·c`` of each right-hand side
+    ``b = V c`` (exact, since b lies in the span of V), used by the energy loss.
+    """
     rng = np.random.default_rng(rng)
     k = V.shape[1]
     extra = max(1, k // 20) if theta_extra is None else int(theta_extra)
@@ -91,8 +96,12 @@ def ritz_rhs(V, count: int, *, theta_extra=None, low_weight=9.0, rng=None):
     c = rng.standard_normal((k, count))
     c[:low] *= low_weight
     b = V @ c
-    b /= np.linalg.norm(b, axis=0, keepdims=True)
-    return b.T  # (count, n)
+    nrm = np.linalg.norm(b, axis=0, keepdims=True)
+    b /= nrm
+    if gram is None:
+        return b.T  # (count, n)
+    c /= nrm
+    return b.T, np.einsum("ic,ij,jc->c", c, gram, c)
 
 
 # ------------------------------------------------------------------------------------- model
@@ -182,6 +191,15 @@ def from_model(model: ConvDirectionModel):
 
 
 # ------------------------------------------------------------------------------------- training
+def diffusion_diagonal(faces) -> np.ndarray:
+    """Diagonal of the diffusion matrix (on the grid) from its face coefficients."""
+    diag = 0.0
+    for d, f in enumerate(faces):
+        m = f.shape[d] - 1
+        diag = diag + np.take(f, range(m), axis=d) + np.take(f, range(1, m + 1), axis=d)
+    return diag
+
+
 def _training_systems(grids, n_fields, sigma, length, ritz, rng, verbose=False):
     from threadpoolctl import threadpool_limits
 
@@ -192,7 +210,8 @@ def _training_systems(grids, n_fields, sigma, length, ritz, rng, verbose=False):
             A = diffusion_matrix(a)
             with threadpool_limits(limits=1, user_api="blas"):
                 _, V = lanczos_ritz(A, min(ritz, A.shape[0]), rng=rng)
-            systems.append((grid, face_coefficients(a), V))
+            gram = V.T @ spla.splu(A.tocsc()).solve(V)  # VᵀA⁻¹V, for the energy loss
+            systems.append((grid, face_coefficients(a), V, 0.5 * (gram + gram.T)))
             if verbose:
                 print(f"training matrix {len(systems)}: grid {grid}, {V.shape[1]} Ritz vectors", flush=True)
     return systems
@@ -200,7 +219,7 @@ def _training_systems(grids, n_fields, sigma, length, ritz, rng, verbose=False):
 
 def train(out=None, *, grids=((32, 32), (64, 64)), n_fields=3, sigma=1.0, length=0.1, ritz=400,
           config=None, batch=16, lr=2e-3, minutes=5.0, max_steps=20_000, seed=0, log_every=50,
-          threads=None, verbose=True):
+          threads=None, verbose=True, loss="residual"):
     """Train a DCDM network on 2D/3D diffusion systems and optionally save it to ``out`` (.npz).
 
     Parameters
@@ -220,6 +239,12 @@ def train(out=None, *, grids=((32, 32), (64, 64)), n_fields=3, sigma=1.0, length
     batch, lr, minutes, max_steps : training budget; Adam with cosine learning-rate decay, stopping at
         whichever of ``minutes`` and ``max_steps`` comes first (the decay follows the one further along, so
         runs bounded by ``max_steps`` are reproducible; runs cut by ``minutes`` depend on machine speed).
+    loss : {"residual", "energy"}
+        ``"residual"``: the paper's ‖b − α·A·f(b)‖² with the optimal α.
+        ``"energy"``: 1 − (qᵀb)²/(qᵀAq · bᵀA⁻¹b), q = f(b), the fraction of the
+        energy error A⁻¹b that remains after the best step along q — what
+        DCDM's convergence depends on (bᵀA⁻¹b exactly, from VᵀA⁻¹V computed once
+        per training matrix with a sparse factorisation).
     seed : int
         Seeds numpy (fields, Lanczos, right-hand sides) and torch (initial weights).
 
@@ -230,6 +255,9 @@ def train(out=None, *, grids=((32, 32), (64, 64)), n_fields=3, sigma=1.0, length
         Settings, steps done, wall time and the loss history (averaged every ``log_every`` steps).
     """
     torch = _torch()
+    loss_kind = loss
+    if loss_kind not in ("residual", "energy"):
+        raise ValueError(f"loss must be 'residual' (the paper's) or 'energy', got {loss!r}")
     if threads is not None:
         torch.set_num_threads(int(threads))
     cfg = check_config(dict(config or {}))
@@ -237,28 +265,49 @@ def train(out=None, *, grids=((32, 32), (64, 64)), n_fields=3, sigma=1.0, length
     for grid in grids:
         if len(grid) != cfg["dim"]:
             raise ValueError(f"training grid {grid} does not match the model dimension {cfg['dim']}")
-        plan_levels(grid, cfg)
+        plan_levels(tuple(g // 2 for g in grid) if cfg["coarsen"] else grid, cfg)
     rng = np.random.default_rng(seed)
     torch.manual_seed(seed)
     t0 = time.perf_counter()
     systems = _training_systems(grids, n_fields, sigma, length, ritz, rng, verbose)
     t_data = time.perf_counter() - t0
-    tsystems = [(grid, [torch.from_numpy(f[None].astype(np.float32)) for f in faces], V) for grid, faces, V in systems]
+    tsystems = [(grid, [torch.from_numpy(f[None].astype(np.float32)) for f in faces], (V, gram),
+                 torch.from_numpy((1.0 / diffusion_diagonal(faces))[None].astype(np.float32)))
+                for grid, faces, V, gram in systems]
     net = DCDMNet(cfg)
     opt = torch.optim.Adam(net.parameters(), lr=lr)
     from ._fields import diffusion_apply
+
+    def coarse_net(v):  # restrict (2×2 sums), the network on the coarse grid, prolong (piecewise constant)
+        F = torch.nn.functional
+        pool = F.avg_pool2d if cfg["dim"] == 2 else F.avg_pool3d
+        zc = net(pool(v.unsqueeze(1), 2).squeeze(1))
+        return F.interpolate(zc.unsqueeze(1), scale_factor=2, mode="nearest").squeeze(1)
 
     budget = 60.0 * minutes
     t1 = time.perf_counter()
     history, running, step = [], 0.0, 0
     while step < max_steps and time.perf_counter() - t1 < budget:
-        grid, faces, V = tsystems[int(rng.integers(len(tsystems)))]
-        b = torch.from_numpy(ritz_rhs(V, batch, rng=rng).astype(np.float32)).reshape(batch, *grid)
-        q = net(b)
-        Aq = diffusion_apply([f.expand(batch, *f.shape[1:]) for f in faces], q, xp=torch)
-        dims = tuple(range(1, q.ndim))
-        alpha = (q * b).sum(dims, keepdim=True) / ((q * Aq).sum(dims, keepdim=True) + 1e-30)
-        loss = ((b - alpha * Aq) ** 2).sum(dims).mean()
+        grid, faces, (V, gram), dinv = tsystems[int(rng.integers(len(tsystems)))]
+        b, bAinvb = ritz_rhs(V, batch, rng=rng, gram=gram)
+        b = torch.from_numpy(b.astype(np.float32)).reshape(batch, *grid)
+        fb = [f.expand(batch, *f.shape[1:]) for f in faces]
+        dims = tuple(range(1, b.ndim))
+        if cfg["smooth"]:
+            q = smoothed_apply(coarse_net if cfg["coarsen"] else net, lambda v: diffusion_apply(fb, v, xp=torch),
+                               dinv, b, cfg["smooth"],
+                               cfg["omega_pct"] / 100.0, cfg["jscale"],
+                               lambda u, v: (u * v).sum(dims, keepdim=True), tiny=1e-30)
+        else:
+            q = net(b)
+        Aq = diffusion_apply(fb, q, xp=torch)
+        qb, qaq = (q * b).sum(dims), (q * Aq).sum(dims)
+        if loss_kind == "energy":
+            # fraction of the energy error e = A⁻¹b left after the best step along q: 1 − cos²_A(q, e)
+            loss = (1.0 - qb**2 / ((qaq + 1e-30) * torch.from_numpy(bAinvb.astype(np.float32)))).mean()
+        else:
+            alpha = (qb / (qaq + 1e-30)).reshape(-1, *(1,) * len(dims))
+            loss = ((b - alpha * Aq) ** 2).sum(dims).mean()
         opt.zero_grad()
         loss.backward()
         # cosine decay over whichever budget (steps or wall time) is further along
@@ -275,7 +324,8 @@ def train(out=None, *, grids=((32, 32), (64, 64)), n_fields=3, sigma=1.0, length
             running = 0.0
     model = to_model(net)
     log = {"seed": seed, "grids": [list(g) for g in grids], "n_fields": n_fields, "sigma": sigma, "length": length,
-           "ritz": ritz, "batch": batch, "lr": lr, "steps": step, "max_steps": max_steps, "minutes": minutes,
+           "ritz": ritz, "loss": loss_kind, "batch": batch, "lr": lr, "steps": step, "max_steps": max_steps,
+           "minutes": minutes,
            "config": cfg, "data_seconds": round(t_data, 1), "train_seconds": round(time.perf_counter() - t1, 1),
            "loss_history": [round(v, 6) for v in history], "torch": torch.__version__}
     if out is not None:

@@ -83,6 +83,13 @@ def test_cli_command(tmp_path):
     assert res.exit_code == 0, res.output
     assert "saved" in res.output and out.exists()
     assert json.loads((tmp_path / "log.json").read_text())["steps"] == 2
+    out2 = tmp_path / "w2.npz"
+    res = runner.invoke(train_dcdm, ["--out", str(out2), "--grids", "16", "--fields", "1", "--ritz", "20",
+                                     "--batch", "2", "--max-steps", "2", "--channels", "4", "--smooth", "1",
+                                     "--jscale", "--coarsen", "--loss", "energy", "--no-bias"])
+    assert res.exit_code == 0, res.output
+    cfg = ConvDirectionModel.load(out2).config
+    assert (cfg["smooth"], cfg["jscale"], cfg["coarsen"], cfg["bias"]) == (1, 1, 1, 0)
     res = runner.invoke(train_dcdm, ["--help"])
     assert res.exit_code == 0 and "--grids" in res.output
 
@@ -94,3 +101,37 @@ def test_registered_on_the_krylovlab_group():
 
     res = CliRunner().invoke(cli, ["train-dcdm", "--help"])
     assert res.exit_code == 0 and "--seed" in res.output
+
+
+def test_ritz_rhs_energy_weights_are_exact():
+    import scipy.sparse.linalg as spla
+
+    A = diffusion_matrix(lognormal_field((12, 12), rng=2))
+    _, V = lanczos_ritz(A, 40, rng=1)
+    gram = V.T @ spla.splu(A.tocsc()).solve(V)
+    B, quad = ritz_rhs(V, 7, rng=4, gram=gram)
+    B2 = ritz_rhs(V, 7, rng=4)
+    np.testing.assert_array_equal(B, B2)  # same random stream with or without the weights
+    ref = np.array([b @ spla.spsolve(A.tocsc(), b) for b in B])
+    np.testing.assert_allclose(quad, ref, rtol=1e-8)
+
+
+def test_energy_loss_training_with_smoothing_and_coarsening(tmp_path):
+    pytest.importorskip("torch")
+    from krylovlab.learned import DCDM
+    from krylovlab.learned.train import train
+
+    cfg = {"channels": 4, "bias": 0, "smooth": 1, "jscale": 1, "coarsen": 1}
+    model, log = train(tmp_path / "e.npz", grids=((16, 16),), n_fields=1, ritz=40, batch=4, max_steps=4, minutes=5,
+                       seed=3, config=cfg, log_every=2, verbose=False, loss="energy")
+    assert log["loss"] == "energy" and log["steps"] == 4
+    # the energy loss is a fraction of the error: in [0, 1] up to rounding
+    assert all(-1e-3 <= v <= 1.0 + 1e-3 for v in log["loss_history"])
+    loaded = ConvDirectionModel.load(tmp_path / "e.npz")
+    assert loaded.config["coarsen"] == 1 and loaded.config["smooth"] == 1
+    A = diffusion_matrix(lognormal_field((16, 16), rng=8))
+    b = np.random.default_rng(0).standard_normal(256)
+    res = DCDM(A, grid=(16, 16), model=tmp_path / "e.npz", rtol=1e-8, maxiter=500).solve(b)
+    assert res.converged and np.linalg.norm(b - A @ res.x) <= 1e-8 * np.linalg.norm(b)
+    with pytest.raises(ValueError, match="loss"):
+        train(None, grids=((8, 8),), n_fields=0, ritz=10, max_steps=1, loss="l1", verbose=False)
