@@ -28,21 +28,24 @@ Load the result with krylovlab.datagen.load(PATH).
               help="Output file: .h5/.hdf5 (HDF5) or .npz.")
 @click.option("--seed", default=0, show_default=True, type=int, help="Sample i is drawn from default_rng([seed, i]).")
 @click.option("--solver", default="auto", show_default=True,
-              type=click.Choice(["auto", "direct", "cg", "gmres", "amg-cg", "gcrodr", "rcg"]),
+              type=click.Choice(["auto", "direct", "cg", "jacobi-cg", "gmres", "amg-cg", "gcrodr", "rcg"]),
               help="Solver strategy; auto times the candidates on the first samples and keeps the fastest.")
 @click.option("--rtol", default=1e-8, show_default=True, type=float,
               help="Every sample satisfies ||b - Ax|| <= rtol ||b||.")
 @click.option("--order", default="auto", show_default=True, type=click.Choice(["auto", "skr", "scalable", "none"]),
               help="Solving order (skr: greedy nearest neighbour on the samples' features).")
-@click.option("--shard-size", default=32, show_default=True, type=click.IntRange(min=1),
-              help="Samples per shard: the unit of resumption and of parallel tasks.")
+@click.option("--shard-size", default=None, type=click.IntRange(min=1),
+              help="Samples per shard: the unit of resumption and of parallel tasks "
+                   "[default: equal shards of at most 32, an even number of them].")
 @click.option("--workers", default=None, type=click.IntRange(min=1),
               help="Run on a local Dask cluster with this many single-threaded workers.")
 @click.option("--scheduler", default=None, help="Address of an existing Dask scheduler (tcp://host:port).")
+@click.option("--compression", default="none", show_default=True, type=click.Choice(["none", "lzf", "gzip"]),
+              help="HDF5 compression (float64 fields shrink only 14-18%, at 18-30x the writing time).")
 @click.option("--overwrite", is_flag=True, help="Replace an existing output file.")
 @click.option("--no-progress", is_flag=True, help="Hide the progress bar.")
 def datagen(family, grid, dim, n_samples, out, seed, solver, rtol, order, shard_size, workers, scheduler,
-            overwrite, no_progress):
+            compression, overwrite, no_progress):
     """Generate a dataset of solved PDE systems for training neural operators.
 
     FAMILY is one of the problem families (darcy, poisson, heat, convdiff,
@@ -55,7 +58,8 @@ def datagen(family, grid, dim, n_samples, out, seed, solver, rtol, order, shard_
     try:
         summary = generate(family, n_samples, out, seed=seed, solver=solver, rtol=rtol, order=order,
                            shard_size=shard_size, workers=workers, scheduler=scheduler, overwrite=overwrite,
-                           progress=not no_progress, grid=grid, dim=int(dim))
+                           progress=not no_progress, grid=grid, dim=int(dim),
+                           compression=None if compression == "none" else compression)
     except (ValueError, TypeError, FileExistsError, FileNotFoundError, PermissionError, IsADirectoryError) as exc:
         raise click.UsageError(str(exc)) from None
     click.echo(summary.report())

@@ -12,7 +12,9 @@ would have produced — after a crash, a ``kill -9`` or a lost Dask worker.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import json
 import math
 import os
 import shutil
@@ -49,8 +51,11 @@ class Summary:
     calibration: dict
     baseline: dict
     resumed_shards: int = 0
-    #: one-time cost of compiling kernels (numba JIT) and importing solvers, inside ``seconds``
+    #: one-time cost inside ``seconds``: compiling kernels (numba JIT) and importing solvers, and with
+    #: Dask, starting the cluster, warming its workers up (kernels, per-process solver setup) and closing it
     warmup_seconds: float = 0.0
+    #: Dask workers started (0: solved in this process; -1: an existing cluster's)
+    workers: int = 0
 
     @property
     def samples_per_second(self) -> float:
@@ -79,7 +84,8 @@ class Summary:
                     f"{self.speedup:.1f}x")
             if self.warmup_seconds > 0.05 * self.seconds:
                 rest = max(self.seconds - self.warmup_seconds, 1e-9)
-                text += (f" including {self.warmup_seconds:.1f} s of one-time kernel compilation; "
+                text += (f" including {self.warmup_seconds:.1f} s of one-time warm-up (kernel compilation"
+                         f"{', Dask cluster start' if self.workers else ''}); "
                          f"{per * self.n_samples / rest:.1f}x without it (later runs reuse the compiled kernels)")
             lines.append(text)
         if self.resumed_shards:
@@ -115,8 +121,21 @@ def _resolve_family(family, family_options) -> ProblemFamily:
 
 
 # ---------------------------------------------------------------------------------- ordering
-def _features(fam, n, seed):
-    return np.stack([np.asarray(fam.features(fam.sample(sample_rng(seed, i))), dtype=float) for i in range(n)])
+#: keep the samples drawn for the ordering in memory (for the local run) up to this many bytes
+_KEEP_SAMPLES_BYTES = 512 * 2**20
+
+
+def _features(fam, n, seed, keep=None):
+    """Feature vectors of samples 0 … n−1; the drawn samples go into ``keep`` (a dict) while they fit."""
+    feats, kept = [], 0
+    for i in range(n):
+        params = fam.sample(sample_rng(seed, i))
+        feats.append(np.asarray(fam.features(params), dtype=float))
+        if keep is not None:
+            kept += sum(np.asarray(v).nbytes for v in params.values())
+            if kept <= _KEEP_SAMPLES_BYTES:
+                keep[i] = params
+    return np.stack(feats)
 
 
 def _order(features: np.ndarray, how: str, seed: int) -> np.ndarray:
@@ -159,27 +178,75 @@ def _greedy(features):
 
 
 # ------------------------------------------------------------------------------- one shard
-def run_shard(family_config: dict, seed: int, indices, solver: str, rtol: float, target: str) -> str:
+def run_shard(family_config: dict, seed: int, indices, solver: str, rtol: float, target: str,
+              reference_index: int | None = None, samples: dict | None = None) -> str:
     """Solve samples ``indices`` (in this order) and write them atomically to ``target``.
 
     Runs in the driver or on a Dask worker; depends only on its arguments.
+    ``reference_index`` (the first sample of the solving order) is the sample
+    whose matrix strategies with a costly setup build it on, once per process.
+    ``samples`` optionally maps sample indices to their already drawn
+    parameters (the same values ``fam.sample`` would draw again).
     """
+    with single_threaded():
+        return _run_shard(family_config, seed, indices, solver, rtol, target, reference_index, samples)
+
+
+@contextlib.contextmanager
+def single_threaded():
+    """BLAS and numba at one thread (restored afterwards).
+
+    Data generation parallelises over samples (Dask workers, one per core),
+    not inside a solve: numpy's and scipy's OpenBLAS pools spinning next to
+    numba's threads were measured to slow the solves 2-3x on our 2-core
+    machines, and threaded numba kernels on a machine that is not idle ran up
+    to 30x slower than serial ones (3D Darcy 32³: CG 2.2 s instead of 0.07 s
+    per solve).  Serial kernels also give the same summation order — hence
+    the same iteration counts — in the driver and on every worker.
+    """
+    import numba
     from threadpoolctl import threadpool_limits
 
-    # BLAS at one thread while solving: numpy's and scipy's OpenBLAS pools spinning next to
-    # numba's threads were measured to slow the solves 2-3x on our 2-core machines
+    previous = numba.get_num_threads()
     with threadpool_limits(1):
-        return _run_shard(family_config, seed, indices, solver, rtol, target)
+        numba.set_num_threads(1)
+        try:
+            yield
+        finally:
+            numba.set_num_threads(previous)
 
 
-def _run_shard(family_config, seed, indices, solver, rtol, target):
+def _family(family_config):
     config = dict(family_config)
-    fam = get_family(config.pop("family"), **config)
-    strat = strategies.make(solver, fam, rtol)
+    return get_family(config.pop("family"), **config)
+
+
+def _reference(fam, seed, index):
+    """``(key, build)`` for `strategies.make`: the matrix of sample ``index``, identified by value."""
+    if index is None:
+        return None
+    key = (json.dumps(fam.config(), sort_keys=True), int(seed), int(index))
+    return key, lambda: fam.assemble(fam.sample(sample_rng(seed, index)))[0]
+
+
+def _run_shard(family_config, seed, indices, solver, rtol, target, reference_index=None, samples=None):
+    fam = _family(family_config)
+    strat = strategies.make(solver, fam, rtol, _reference(fam, seed, reference_index))
+    try:
+        arrays = _solve_samples(fam, strat, seed, indices, solver, rtol, samples or {})
+    finally:
+        strat.close()
+    storage.write_npz(Path(target), arrays)
+    return target
+
+
+def _solve_samples(fam, strat, seed, indices, solver, rtol, samples):
     inputs: dict[str, list] = {}
     sols, iters, resid, used = [], [], [], []
     for i in indices:
-        params = fam.sample(sample_rng(seed, i))
+        params = samples.pop(i, None)
+        if params is None:
+            params = fam.sample(sample_rng(seed, i))
         A, b = fam.assemble(params)
         name = solver
         try:
@@ -204,32 +271,34 @@ def _run_shard(family_config, seed, indices, solver, rtol, target):
     arrays.update(indices=np.asarray(indices, dtype=np.int64), solution=np.stack(sols),
                   iterations=np.asarray(iters, dtype=np.int64), residual=np.asarray(resid),
                   solver=np.asarray(used))
-    storage.write_npz(Path(target), arrays)
-    return target
+    return arrays
 
 
 # ------------------------------------------------------------------------------- calibration
-def _per_sample(times, shard_size):
-    """Expected solve time per sample over a shard: the first solve pays the setup, the rest run warm."""
+def _per_sample(times, amortise):
+    """Expected solve time per sample: the first solve pays the setup, spread over ``amortise`` samples."""
     if len(times) < 2:
         return times[0]
     steady = sum(times[1:]) / (len(times) - 1)
-    return (times[0] + (shard_size - 1) * steady) / shard_size
+    return steady + (times[0] - steady) / max(amortise, 1)
 
 
-def _calibrate(fam, order, seed, rtol, n_cal, requested, shard_size):
+def _calibrate(fam, order, seed, rtol, n_cal, requested, shard_size, n_samples, processes=1):
     """Time each candidate strategy on the first samples of the order; pick the fastest.
 
     Each candidate is first compiled on a tiny member of the family (so JIT time
-    is not counted) and dropped once it has spent twice the best total.  A
-    strategy's cost is its first solve (which pays any setup: a factorisation,
-    an AMG hierarchy) amortised over a shard plus its steady per-sample time.
+    is not counted) and dropped once, after two samples, its estimate exceeds
+    1.5 times the best so far.  A
+    strategy's cost is its steady per-sample time plus its setup (the excess of
+    its first solve: a factorisation, an AMG hierarchy), spread over a shard —
+    or over all samples a process solves when the setup is kept across shards.
     """
     idx = [int(i) for i in order[:n_cal]]
     systems = [fam.assemble(fam.sample(sample_rng(seed, i))) for i in idx]
     names = strategies.candidates(fam) if requested == "auto" else [requested]
     tiny = get_family(fam.name, **{**_options_of(fam), "grid": 8})
     tiny_system = tiny.assemble(tiny.sample(sample_rng(seed, 0)))
+    reference = _reference(fam, seed, int(order[0]))
     timings = {}
     warmup = 0.0
     for name in names:
@@ -239,23 +308,26 @@ def _calibrate(fam, order, seed, rtol, n_cal, requested, shard_size):
         except (RuntimeError, ArithmeticError):
             pass
         warmup += time.perf_counter() - t0
-        strat = strategies.make(name, fam, rtol)
+        strat = strategies.make(name, fam, rtol, reference)
         best = min(timings.values(), default=float("inf"))
+        amortise = max(n_samples // max(processes, 1), 1) if strat.setup_shared else shard_size
         times = []
         try:
             for A, b in systems:
                 t0 = time.perf_counter()
                 strat.solve(A, b)
                 times.append(time.perf_counter() - t0)
-                if sum(times) > 2 * best * len(systems):
-                    break  # cannot win even if its remaining samples were free
+                if len(times) >= 2 and _per_sample(times, amortise) > 1.5 * best:
+                    break  # clearly slower than the best so far
         except (RuntimeError, ArithmeticError):
             continue
-        timings[name] = _per_sample(times, shard_size)
+        finally:
+            strat.close()
+        timings[name] = _per_sample(times, amortise)
     if not timings:
         raise RuntimeError(f"no solver strategy converged on the calibration samples: tried {names}")
     best = min(timings, key=timings.get)
-    return best, timings, _baseline(fam, systems, rtol), warmup
+    return best, timings, _baseline(fam, systems[:1], rtol), warmup
 
 
 def _options_of(fam):
@@ -283,9 +355,9 @@ def _baseline(fam, systems, rtol):
 
 # ---------------------------------------------------------------------------------- driver
 def generate(family, n_samples: int, out, *, seed: int = 0, solver: str = "auto", rtol: float = 1e-8,
-             order: str = "auto", shard_size: int = 32, workers: int | None = None, scheduler: str | None = None,
+             order: str = "auto", shard_size: int | None = None, workers: int | None = None, scheduler: str | None = None,
              overwrite: bool = False, progress: bool = True, calibration_samples: int = 4,
-             **family_options) -> Summary:
+             compression: str | None = None, **family_options) -> Summary:
     """Generate ``n_samples`` solved systems of a PDE family and store them in ``out``.
 
     Parameters
@@ -300,14 +372,15 @@ def generate(family, n_samples: int, out, *, seed: int = 0, solver: str = "auto"
         Sample i is drawn from ``default_rng([seed, i])``.
     solver : str
         ``"auto"`` (calibrate on the first samples and pick the fastest),
-        or one of ``direct``, ``cg``, ``gmres``, ``amg-cg``, ``gcrodr``, ``rcg``.
+        or one of ``direct``, ``cg``, ``jacobi-cg``, ``gmres``, ``amg-cg``, ``gcrodr``, ``rcg``.
     rtol : float
         Every stored sample satisfies ‖b − A x‖ ≤ rtol·‖b‖ (checked).
     order : {"auto", "skr", "scalable", "none"}
         Solving order: greedy nearest-neighbour (Sorting Krylov Recycling),
         its scalable variant for large N, or index order.
-    shard_size : int
-        Samples per shard (the unit of resumption and of Dask tasks).
+    shard_size : int, optional
+        Samples per shard (the unit of resumption and of Dask tasks); default:
+        equal shards of at most 32 samples, an even number of them.
     workers : int, optional
         Run on a Dask ``LocalCluster`` with this many single-threaded workers.
     scheduler : str, optional
@@ -316,6 +389,11 @@ def generate(family, n_samples: int, out, *, seed: int = 0, solver: str = "auto"
         Replace an existing output (and discard unfinished work for it).
     progress : bool
         Show a tqdm progress bar.
+    calibration_samples : int
+        Samples ``solver="auto"`` times each candidate on.
+    compression : {None, "lzf", "gzip"}
+        HDF5 compression of the sample arrays (see `storage.write_dataset`;
+        float64 fields barely compress, so the default stores them raw).
 
     Returns
     -------
@@ -323,6 +401,8 @@ def generate(family, n_samples: int, out, *, seed: int = 0, solver: str = "auto"
     """
     if isinstance(n_samples, bool) or not isinstance(n_samples, (int, np.integer)) or n_samples < 1:
         raise ValueError(f"n_samples must be a positive integer, got {n_samples!r}")
+    if shard_size is None:
+        shard_size = default_shard_size(int(n_samples)) if isinstance(n_samples, (int, np.integer)) else 1
     if isinstance(shard_size, bool) or not isinstance(shard_size, (int, np.integer)) or shard_size < 1:
         raise ValueError(f"shard_size must be a positive integer, got {shard_size!r}")
     if not (isinstance(rtol, (int, float)) and 0 < rtol < 1):
@@ -337,6 +417,8 @@ def generate(family, n_samples: int, out, *, seed: int = 0, solver: str = "auto"
         raise ValueError(f"solver {solver!r} does not apply to {fam.name} here; choose from auto, {', '.join(valid)}")
     if order not in ("auto", "skr", "scalable", "none"):
         raise ValueError(f"order must be 'auto', 'skr', 'scalable' or 'none', got {order!r}")
+    if compression not in storage.COMPRESSION:
+        raise ValueError(f"compression must be one of {storage.COMPRESSION}, got {compression!r}")
     out = _check_output(out, overwrite)
 
     t_start = time.perf_counter()
@@ -344,6 +426,8 @@ def generate(family, n_samples: int, out, *, seed: int = 0, solver: str = "auto"
     request = {"family": fam.config(), "n_samples": int(n_samples), "seed": int(seed), "rtol": float(rtol),
                "solver": solver, "order": order, "shard_size": int(shard_size)}
     plan = None
+    # samples drawn for the ordering, reused by a local run instead of drawing them again
+    drawn: dict = {} if workers is None and scheduler is None else None
     if work.exists():
         manifest = work / _MANIFEST
         old = storage.read_json(manifest) if manifest.exists() else None
@@ -355,10 +439,13 @@ def generate(family, n_samples: int, out, *, seed: int = 0, solver: str = "auto"
             raise FileExistsError(f"{work} holds unfinished work for different arguments; rerun those arguments "
                                   "to resume it, or pass overwrite=True (--overwrite)")
     if plan is None:
-        feats = _features(fam, n_samples, seed)
-        perm = _order(feats, order, seed)
-        chosen, timings, baseline, warmup = _calibrate(fam, perm, seed, rtol, min(calibration_samples, n_samples),
-                                                       solver, min(shard_size, n_samples))
+        processes = workers if workers is not None else (2 if scheduler is not None else 1)
+        with single_threaded():  # timed as the shards will run
+            feats = _features(fam, n_samples, seed, drawn)
+            perm = _order(feats, order, seed)
+            chosen, timings, baseline, warmup = _calibrate(fam, perm, seed, rtol,
+                                                           min(calibration_samples, n_samples), solver,
+                                                           min(shard_size, n_samples), n_samples, processes)
         shards = [perm[k:k + shard_size].tolist() for k in range(0, n_samples, shard_size)]
         plan = {"request": request, "order": perm.tolist(), "shards": shards, "solver": chosen,
                 "calibration": timings, "baseline": baseline, "version": __version__}
@@ -373,22 +460,32 @@ def generate(family, n_samples: int, out, *, seed: int = 0, solver: str = "auto"
     todo = [k for k in range(len(shard_files)) if k not in set(done)]
     bar = _progress(progress, n_samples, sum(len(plan["shards"][k]) for k in done), plan["solver"])
     args = (fam.config(), int(seed))
+    ref = int(plan["order"][0])
     try:
         if todo:
             if workers is None and scheduler is None:
                 for k in todo:
-                    run_shard(*args, plan["shards"][k], plan["solver"], rtol, str(shard_files[k]))
+                    run_shard(*args, plan["shards"][k], plan["solver"], rtol, str(shard_files[k]), ref, samples=drawn)
                     _advance(bar, shard_files[k])
             else:
-                _run_dask(args, plan, rtol, shard_files, todo, workers, scheduler, bar)
+                compile_seconds += _run_dask(args, plan, rtol, shard_files, todo, workers, scheduler, bar, ref)
     finally:
         if bar is not None:
             bar.close()
-    summary = _merge(out, work, plan, shard_files, fam, time.perf_counter() - t_start)
+    summary = _merge(out, work, plan, shard_files, fam, time.perf_counter() - t_start, compression)
     summary.resumed_shards = len(done)
     summary.warmup_seconds = compile_seconds
+    summary.workers = 0 if workers is None and scheduler is None else (workers or -1)
     shutil.rmtree(work, ignore_errors=True)
     return summary
+
+
+def default_shard_size(n_samples: int, most: int = 32) -> int:
+    """Equal shards of at most ``most`` samples, an even number of them (so two workers share them evenly)."""
+    count = max(math.ceil(n_samples / most), 1)
+    if count > 1 and count % 2:
+        count += 1
+    return max(math.ceil(n_samples / count), 1)
 
 
 def _shard_ok(path: Path, indices) -> bool:
@@ -414,17 +511,44 @@ def _progress(enabled, total, initial, solver):
 def _advance(bar, shard_file):
     if bar is None:
         return
-    data = storage.read_npz(shard_file)
+    data = storage.read_npz(shard_file, keys=("iterations", "indices"))
     bar.iters.extend(data["iterations"].tolist())
     bar.set_postfix(mean_iters=f"{np.mean(bar.iters):.1f}")
     bar.update(len(data["indices"]))
 
 
-def _run_dask(args, plan, rtol, shard_files, todo, workers, scheduler, bar):
+def _warm_worker(family_config, seed, solver, rtol, reference_index):
+    """Run on every Dask worker before the shards: compile (or load) the kernels on a tiny member of the
+    family and build the strategy's per-process setup, so that shard timings show steady-state work."""
+    t0 = time.perf_counter()
+    fam = _family(family_config)
+    tiny = get_family(fam.name, **{**_options_of(fam), "grid": 8})
+    with single_threaded():
+        try:
+            strategies.make(solver, tiny, rtol).solve(*tiny.assemble(tiny.sample(sample_rng(seed, 0))))
+        except (RuntimeError, ArithmeticError):
+            pass
+        strat = strategies.make(solver, fam, rtol, _reference(fam, seed, reference_index))
+        try:
+            if strat.setup_shared:
+                strat.solve(*fam.assemble(fam.sample(sample_rng(seed, reference_index))))
+        finally:
+            strat.close()
+    return time.perf_counter() - t0
+
+
+def _run_dask(args, plan, rtol, shard_files, todo, workers, scheduler, bar, reference_index=None):
+    """Run the shards as Dask tasks (one task per shard; workers write their shard files themselves).
+
+    Returns the fixed seconds around the shards: starting the cluster and
+    warming its workers up (compiling kernels, building per-process setups)
+    before them, and closing the client and cluster after them.
+    """
     try:
         from dask.distributed import Client, LocalCluster, as_completed
     except ImportError:  # pragma: no cover - depends on the optional extra
         raise ImportError("Dask execution needs the 'dist' extra: pip install 'krylovlab[dist]'") from None
+    t0 = time.perf_counter()
     cluster = None
     if scheduler is None:
         single = {"NUMBA_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
@@ -435,18 +559,24 @@ def _run_dask(args, plan, rtol, shard_files, todo, workers, scheduler, bar):
     else:
         client = Client(scheduler)
     try:
+        client.run(_warm_worker, *args, plan["solver"], rtol, reference_index)
+        warmup = time.perf_counter() - t0
         futures = [client.submit(run_shard, *args, plan["shards"][k], plan["solver"], rtol, str(shard_files[k]),
-                                 key=f"krylovlab-shard-{k}-{shard_files[k].parent.name}", retries=3, pure=False)
+                                 reference_index, key=f"krylovlab-shard-{k}-{shard_files[k].parent.name}",
+                                 retries=3, pure=False)
                    for k in todo]
         for fut in as_completed(futures):
             _advance(bar, Path(fut.result()))
     finally:
+        t1 = time.perf_counter()
         client.close()
         if cluster is not None:
             cluster.close()
+        teardown = time.perf_counter() - t1
+    return warmup + teardown
 
 
-def _merge(out, work, plan, shard_files, fam, seconds):
+def _merge(out, work, plan, shard_files, fam, seconds, compression=None):
     n = plan["request"]["n_samples"]
     parts = [storage.read_npz(f) for f in shard_files]
     idx = np.concatenate([p["indices"] for p in parts])
@@ -465,6 +595,6 @@ def _merge(out, work, plan, shard_files, fam, seconds):
     meta = {"family": fam.config(), "seed": plan["request"]["seed"], "rtol": plan["request"]["rtol"],
             "solver": plan["solver"], "order": plan["request"]["order"], "shard_size": plan["request"]["shard_size"],
             "calibration": plan["calibration"], "baseline": plan["baseline"], "krylovlab_version": plan["version"]}
-    storage.write_dataset(out, arrays, meta)
+    storage.write_dataset(out, arrays, meta, compression)
     return Summary(out, n, plan["solver"], seconds, float(np.mean(arrays["iterations"])),
                    float(np.max(arrays["residual"])), plan["calibration"], plan["baseline"])

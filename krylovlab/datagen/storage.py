@@ -57,9 +57,10 @@ def write_npz(target: Path, arrays: dict) -> None:
             np.savez(fh, **arrays)
 
 
-def read_npz(path: Path) -> dict:
+def read_npz(path: Path, keys=None) -> dict:
+    """The arrays of an ``.npz`` file (only ``keys`` when given)."""
     with np.load(path, allow_pickle=False) as data:
-        return {k: data[k] for k in data.files}
+        return {k: data[k] for k in data.files if keys is None or k in keys}
 
 
 def write_json(target: Path, obj) -> None:
@@ -74,12 +75,31 @@ def read_json(path: Path):
         raise ValueError(f"{path} is not valid JSON ({exc}); remove it or rerun with --overwrite") from None
 
 
-def write_dataset(target: Path, arrays: dict, meta: dict) -> None:
-    """Write the merged dataset as HDF5 (``.h5``/``.hdf5``) or ``.npz``, atomically."""
+#: HDF5 compression filters `write_dataset` accepts (None: store raw, the fastest)
+COMPRESSION = (None, "lzf", "gzip")
+
+
+def write_dataset(target: Path, arrays: dict, meta: dict, compression: str | None = None) -> None:
+    """Write the merged dataset as HDF5 (``.h5``/``.hdf5``) or ``.npz``, atomically.
+
+    HDF5 arrays with a sample axis are chunked one sample per chunk (what a
+    training loader reads).  ``compression`` (HDF5 only): None (default),
+    ``"lzf"`` or ``"gzip"`` (level 1), both with byte shuffling.  Solutions and
+    coefficient fields are float64 with noisy low mantissa bits: measured on
+    16 Darcy samples at 32³, gzip-1 saved about 18% of the size and lzf about
+    14%, at 18–30x the writing time of raw storage, so raw is the default.
+    """
+    if compression not in COMPRESSION:
+        raise ValueError(f"compression must be one of {COMPRESSION}, got {compression!r}")
     target = Path(target)
     if target.suffix in (".h5", ".hdf5"):
         import h5py
 
+        comp = {}
+        if compression == "gzip":
+            comp = {"compression": "gzip", "compression_opts": 1, "shuffle": True}
+        elif compression == "lzf":
+            comp = {"compression": "lzf", "shuffle": True}
         with atomic_path(target) as tmp:
             with h5py.File(tmp, "w") as f:
                 for name, arr in arrays.items():
@@ -87,9 +107,10 @@ def write_dataset(target: Path, arrays: dict, meta: dict) -> None:
                     if arr.dtype.kind == "U":
                         f.create_dataset(name, data=arr.astype("S"))
                         continue
-                    chunks = (1, *arr.shape[1:]) if arr.ndim > 1 else None
-                    comp = {"compression": "gzip", "compression_opts": 1, "shuffle": True} if arr.ndim > 1 else {}
-                    f.create_dataset(name, data=arr, chunks=chunks, **comp)
+                    if arr.ndim > 1:
+                        f.create_dataset(name, data=arr, chunks=(1, *arr.shape[1:]), **comp)
+                    else:
+                        f.create_dataset(name, data=arr)
                 for key, value in meta.items():
                     f.attrs[key] = json.dumps(value)
     else:

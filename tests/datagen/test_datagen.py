@@ -128,14 +128,18 @@ def test_resume_after_kill_9(tmp_path):
     _assert_same(datagen.load(ref), datagen.load(out))
 
 
-def test_dask_local_cluster_matches_local_run(tmp_path, monkeypatch):
+@pytest.mark.parametrize("solver, grid", [("cg", 8), ("amg-cg", 16)])
+def test_dask_local_cluster_matches_local_run(tmp_path, monkeypatch, solver, grid):
+    """Same samples, same iteration counts: with amg-cg each worker builds its own shared hierarchy."""
     pytest.importorskip("dask.distributed")
     monkeypatch.setenv("PYTHONPATH", f"{REPO}{os.pathsep}{os.environ.get('PYTHONPATH', '')}")
     local, dist = tmp_path / "local.h5", tmp_path / "dist.h5"
-    datagen.generate("darcy", 8, local, solver="cg", **SMALL)
-    datagen.generate("darcy", 8, dist, solver="cg", workers=2, **SMALL)
+    options = {**SMALL, "grid": grid}
+    datagen.generate("darcy", 8, local, solver=solver, **options)
+    summary = datagen.generate("darcy", 8, dist, solver=solver, workers=2, **options)
+    assert summary.warmup_seconds > 0  # cluster start and worker warm-up are reported
     _assert_same(datagen.load(local), datagen.load(dist), exact=False)
-    _check_dataset(dist, 8)
+    _check_dataset(dist, 8, grid=grid)
 
 
 @pytest.mark.parametrize("call, exc, match", [
@@ -192,3 +196,88 @@ def test_cli(tmp_path):
     assert res.exit_code != 0 and "overwrite" in res.output
     res = runner.invoke(datagen_cmd, ["--help"])
     assert res.exit_code == 0 and "Examples" in res.output
+
+
+@pytest.mark.parametrize("dim, grid", [(2, 24), (3, 10)])
+def test_fast_galerkin_update_equals_triple_products(dim, grid):
+    """The linear-map update of the coarse operators gives R·A·P of the new matrix, and the same V-cycle."""
+    import scipy.sparse as sp
+
+    from krylovlab.datagen._galerkin import FastGalerkin
+    from krylovlab.datagen.strategies import _seeded_amg
+
+    fam = get_family("darcy", grid=grid, dim=dim)
+    (A0, _), (A1, b) = [fam.assemble(fam.sample(datagen.sample_rng(5, i))) for i in range(2)]
+    ref = _seeded_amg(A0)  # seeded: both builds give the same P and R
+    ref.update_operator(A1, rebuild=False)
+    amg = _seeded_amg(A0)
+    fast = FastGalerkin(amg, symmetric=True)
+    assert all(h is not None for h in fast.halves)  # the half-size maps are in use
+    fast.update(A1)
+    lv = amg.ml.levels
+    assert len(lv) >= 3
+    for k in range(len(lv) - 1):
+        np.testing.assert_allclose(sp.csr_matrix(ref.ml.levels[k].P).toarray(), sp.csr_matrix(lv[k].P).toarray())
+        rap = (lv[k].R @ amg._As[k] @ lv[k].P).toarray()
+        np.testing.assert_allclose(amg._As[k + 1].toarray(), rap, rtol=1e-12, atol=1e-12 * np.abs(rap).max())
+    r = np.random.default_rng(0).standard_normal(A1.shape[0])
+    np.testing.assert_allclose(amg.apply(r), ref.apply(r), rtol=1e-9, atol=1e-12 * np.abs(ref.apply(r)).max())
+    with pytest.raises(ValueError, match="pattern"):
+        fast.update(sp.eye(A1.shape[0], format="csr"))
+
+
+def test_amg_shards_do_not_depend_on_what_ran_before(tmp_path):
+    """The per-process AMG hierarchy is shared by shards; a shard's output must not depend on earlier shards."""
+    from krylovlab.datagen import pipeline, storage, strategies
+
+    cfg = get_family("darcy", grid=12, dim=3).config()
+    strategies._SHARED_AMG.clear()
+    pipeline.run_shard(cfg, 1, [4, 5, 6], "amg-cg", 1e-8, str(tmp_path / "b_alone.npz"), 0)
+    strategies._SHARED_AMG.clear()
+    pipeline.run_shard(cfg, 1, [0, 1, 2, 3], "amg-cg", 1e-8, str(tmp_path / "a.npz"), 0)
+    pipeline.run_shard(cfg, 1, [4, 5, 6], "amg-cg", 1e-8, str(tmp_path / "b_after.npz"), 0)
+    alone, after = storage.read_npz(tmp_path / "b_alone.npz"), storage.read_npz(tmp_path / "b_after.npz")
+    assert set(alone["solver"]) == {"amg-cg"}
+    for key in alone:
+        np.testing.assert_array_equal(alone[key], after[key])
+
+
+def test_resume_with_amg_is_identical(tmp_path, monkeypatch):
+    ref = tmp_path / "ref.npz"
+    datagen.generate("darcy", 9, ref, solver="amg-cg", grid=16, seed=2, progress=False, shard_size=3)
+    out = tmp_path / "run.npz"
+    real = datagen.pipeline.run_shard
+    calls = {"n": 0}
+
+    def crashing(*args, **kw):
+        if calls["n"] == 1:
+            raise KeyboardInterrupt
+        calls["n"] += 1
+        return real(*args, **kw)
+
+    monkeypatch.setattr(datagen.pipeline, "run_shard", crashing)
+    with pytest.raises(KeyboardInterrupt):
+        datagen.generate("darcy", 9, out, solver="amg-cg", grid=16, seed=2, progress=False, shard_size=3)
+    monkeypatch.setattr(datagen.pipeline, "run_shard", real)
+    datagen.strategies._SHARED_AMG.clear()  # as in a fresh process
+    datagen.generate("darcy", 9, out, solver="amg-cg", grid=16, seed=2, progress=False, shard_size=3)
+    _assert_same(datagen.load(ref), datagen.load(out))
+    _check_dataset(out, 9, grid=16)
+
+
+@pytest.mark.parametrize("n, size", [(200, 25), (7, 7), (32, 32), (33, 17), (1000, 32)])
+def test_default_shard_size(n, size):
+    from krylovlab.datagen.pipeline import default_shard_size
+
+    assert default_shard_size(n) == size
+    count = -(-n // size)
+    assert count == 1 or count % 2 == 0
+
+
+@pytest.mark.parametrize("compression", ["lzf", "gzip"])
+def test_compressed_hdf5_reads_back(tmp_path, compression):
+    out = tmp_path / "c.h5"
+    datagen.generate("darcy", 4, out, solver="cg", compression=compression, **SMALL)
+    _check_dataset(out, 4)
+    with pytest.raises(ValueError, match="compression"):
+        datagen.generate("darcy", 4, tmp_path / "d.h5", compression="zip", **SMALL)

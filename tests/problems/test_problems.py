@@ -119,3 +119,66 @@ def test_diffusion_rejects_nonpositive_coefficient():
     a[2, 3] = 0.0
     with pytest.raises(ValueError, match="positive"):
         diffusion(a)
+
+
+def _diffusion_reference(a):
+    """−∇·(a∇u) assembled entry by entry (COO), the definition the fast assembly must match."""
+    import scipy.sparse as sp
+
+    shape = tuple(s - 2 for s in a.shape)
+    dim, N = len(shape), int(np.prod(shape))
+    rows, cols, vals = [], [], []
+    for p in range(N):
+        idx = np.unravel_index(p, shape)
+        node = tuple(i + 1 for i in idx)
+        diag = 0.0
+        for axis in range(dim):
+            h2 = (1.0 / (shape[axis] + 1)) ** 2
+            for step in (-1, 1):
+                nb = list(node)
+                nb[axis] += step
+                lo, hi = a[node], a[tuple(nb)]
+                face = 2.0 * lo * hi / (lo + hi) / h2
+                diag += face
+                q = list(idx)
+                q[axis] += step
+                if 0 <= q[axis] < shape[axis]:
+                    rows.append(p)
+                    cols.append(np.ravel_multi_index(q, shape))
+                    vals.append(-face)
+        rows.append(p)
+        cols.append(p)
+        vals.append(diag)
+    return sp.csr_matrix((vals, (rows, cols)), shape=(N, N))
+
+
+@pytest.mark.parametrize("shape", [(4, 6), (5, 4, 6)])
+def test_fast_assembly_matches_entrywise_reference(shape):
+    a = np.exp(np.random.default_rng(7).standard_normal(tuple(s + 2 for s in shape)))
+    A = diffusion(a)
+    ref = _diffusion_reference(a)
+    assert A.has_sorted_indices and A.format == "csr"
+    np.testing.assert_allclose(A.toarray(), ref.toarray(), rtol=1e-13, atol=0)
+    # two samples share the pattern but not the arrays (callers may modify theirs)
+    B = diffusion(a * 2.0)
+    np.testing.assert_array_equal(A.indices, B.indices)
+    assert A.indices is not B.indices and A.indptr is not B.indptr
+    np.testing.assert_allclose(B.data, 2.0 * A.data, rtol=1e-13)
+
+
+@pytest.mark.parametrize("shape", [(16, 16), (9, 11), (8, 8, 6)])
+def test_grf_variance_matches_the_spectrum(shape):
+    """Point variance of the field equals Σ_k std_k² of the full complex spectrum (the FNO convention)."""
+    from krylovlab.problems._grf import gaussian_random_field
+
+    dim, alpha, tau = len(shape), 2.5, 7.0
+    sigma = tau ** (alpha - dim / 2)
+    k2 = sum(np.fft.fftfreq(n, d=1.0 / n).reshape([-1 if a == ax else 1 for a in range(dim)]) ** 2
+             for ax, n in enumerate(shape))
+    std = np.sqrt(2.0) * sigma * (4 * np.pi**2 * k2 + tau**2) ** (-alpha / 2)
+    std.flat[0] = 0.0
+    expected = float(np.sum(std**2))
+    fields = np.stack([gaussian_random_field(shape, i) for i in range(400)])
+    assert fields.shape[1:] == shape
+    np.testing.assert_allclose(fields.mean(axis=tuple(range(1, dim + 1))), 0.0, atol=1e-12)
+    assert abs(fields.var() / expected - 1) < 0.08, (fields.var(), expected)
