@@ -199,7 +199,7 @@ class GMRES(Solver):
                     h1[: j + 1] = c1.get()
                     h2[: j + 1] = c2.get()
                 else:
-                    h0sq, hsq = cpu.mgs_twice_if_tiny(V, j + 1, w, h1, h2, parallel, j % 2 == 1)
+                    h0sq, hsq = cpu.mgs_twice_if_tiny(V, j + 1, w, h1, h2, False, j % 2 == 1)  # serial: see gmres_csr
                 hnext = math.sqrt(hsq)
                 it += 1
                 k = j + 1
