@@ -177,7 +177,7 @@ def main(argv=None):
         print(f"dense {m} x {n}", flush=True)
         text, _ = run_lstsq_table(
             f"Dense tall least squares {m} × {n}, κ = 1e6", A, b,
-            lstsq_peers(A, b, iter_lim_plain=1000 if not full else 3000, dense=True),
+            lstsq_peers(A, b, iter_lim_plain=args.plain_iter_lim or (1000 if not full else 3000), dense=True),
             "scipy.linalg.lstsq (gelsd)", 1 if full else 2,
             "Targets at the full size: ≥ 10× gelsd, ≥ 5× gelsy, residual within 1e-10 of LAPACK's. "
             "Unpreconditioned LSQR/LSMR are capped (iteration limit) and do not reach LAPACK's residual.")
