@@ -123,25 +123,6 @@ def mgs(V, k, w, h, reverse=False):
     return h0sq, float(np.vdot(w, w).real)
 
 
-def gs_project(V, k, w, h):
-    """h[:k] ← V[:k]ᴴ w; return ‖w‖²."""
-    h[:k] = V[:k].conj() @ w
-    return float(np.sum(np.abs(w) ** 2))
-
-
-def gs_update_project(V, k, h, w, h2):
-    """w ← w − V[:k]ᵀ h; h2[:k] ← V[:k]ᴴ w; return ‖w‖²."""
-    w -= V[:k].T @ h[:k]
-    h2[:k] = V[:k].conj() @ w
-    return float(np.sum(np.abs(w) ** 2))
-
-
-def gs_update(V, k, h, w):
-    """w ← w − V[:k]ᵀ h; return ‖w‖²."""
-    w -= V[:k].T @ h[:k]
-    return float(np.sum(np.abs(w) ** 2))
-
-
 def gs_combine(V, k, y, d, x):
     """x ← x + D (V[:k]ᵀ y), D = diag(d) or I when d is empty."""
     z = V[:k].T @ y[:k]

@@ -103,21 +103,17 @@ from ._amg import amg_pcg, compatible_matching, split_diagonal, vcycle  # noqa: 
 
 __all__ += ["amg_pcg", "compatible_matching", "split_diagonal", "vcycle"]
 
-# GMRES kernels (krylov/gmres.py): CGS2 block passes, small dense work, the whole solve
+# GMRES kernels (krylov/gmres.py): fused MGS, solution update, small dense work, the whole solve
 from ._gmres import (  # noqa: E402
     givens,
     gmres_csr,
     gs_combine,
-    gs_project,
-    gs_update,
-    gs_update_project,
     hessenberg_solve,
     mgs,
     mgs_twice_if_tiny,
-    orthogonalize,
 )
 
-__all__ += ["mgs", "mgs_twice_if_tiny", "orthogonalize", "givens", "gmres_csr", "gs_combine", "gs_project", "gs_update", "gs_update_project",
+__all__ += ["mgs", "mgs_twice_if_tiny", "givens", "gmres_csr", "gs_combine",
             "hessenberg_solve"]
 
 # BiCGSTAB kernels (krylov/bicgstab.py): fused SpMV-with-dots, vector updates, the whole solve

@@ -1,19 +1,13 @@
-"""GMRES kernels: block Gram–Schmidt passes over the Arnoldi basis, and the
+"""GMRES kernels: fused modified Gram–Schmidt over the Arnoldi basis, and the
 whole restarted-GMRES solve for CSR operators.
 
 The basis is stored as the rows of ``V`` (shape ``(m + 1, n)``, C order), so
-each basis vector is contiguous.  Orthogonalisation is classical Gram–Schmidt
-with one reorthogonalisation (CGS2), written as three fused block passes:
-
-* ``gs_project``:        h ← V_kᴴ w               (reads V once for all k dots)
-* ``gs_update_project``: w ← w − V_kᵀ h;  h₂ ← V_kᴴ w   (one read of V: the
-  second dot of each row block is taken while the block is still in cache)
-* ``gs_update``:         w ← w − V_kᵀ h₂; return ‖w‖²
-
-Rows are processed in chunks of ``_CHUNK`` entries so a chunk of ``w`` stays in
-L1 while the ``k`` basis rows stream past it.  The threaded variants split the
-rows into a fixed number of blocks (``_NBLK``), so results do not depend on the
-thread count.
+each basis vector is contiguous.  `mgs_serial` orthogonalises a new vector by
+modified Gram–Schmidt with each subtraction fused with the next inner
+product, so a step reads every basis vector once; `mgs_twice_if_tiny` adds a
+second pass only when the remainder is rounding-sized (near breakdown).
+`gs_combine` forms the solution update V_kᵀ y (threaded over fixed row
+blocks, so results do not depend on the thread count).
 
 ``gmres_csr`` runs all cycles of right-preconditioned GMRES(m) inside numba
 (no preconditioner, or Jacobi folded into the matrix as A·D⁻¹).  Its restart
@@ -32,114 +26,13 @@ from ._blas import by_size, norm2_parallel, norm2_serial, spmv_parallel, spmv_se
 _jit = dict(nogil=True, cache=True, fastmath=False)
 # reductions may be reassociated (SIMD, several accumulators); no finite-math assumptions, so NaN checks stay valid
 _jit_fm = dict(nogil=True, cache=True, fastmath={"reassoc", "contract"})
-_CHUNK = 256
 _NBLK = 8
 
 # keep in sync with krylovlab._result.Status
 _RTOL, _HAPPY, _MAXITER, _BREAKDOWN, _NANORINF, _STAGNATION = 2, 5, -3, -5, -9, -12
 
 
-# ---------------------------------------------------------------- Gram–Schmidt passes
-@nb.njit(**_jit_fm)
-def _project_range(V, k, w, out, lo, hi):
-    """out[q] += Σ_{i∈[lo,hi)} conj(V[q,i]) w[i] for q < k; return Σ |w_i|²."""
-    ss = 0.0
-    for i0 in range(lo, hi, _CHUNK):
-        i1 = min(i0 + _CHUNK, hi)
-        for i in range(i0, i1):
-            ss += w[i].real * w[i].real + w[i].imag * w[i].imag
-        for q in range(k):
-            acc = out.dtype.type(0)
-            for i in range(i0, i1):
-                acc += np.conj(V[q, i]) * w[i]
-            out[q] += acc
-    return ss
-
-
-@nb.njit(**_jit_fm)
-def _update_range(V, k, h, w, lo, hi, out, project):
-    """w ← w − V_kᵀ h on [lo, hi); optionally out[q] += V_qᴴ w_new; return ‖w_new‖² there."""
-    ss = 0.0
-    for i0 in range(lo, hi, _CHUNK):
-        i1 = min(i0 + _CHUNK, hi)
-        for q in range(k):
-            hq = h[q]
-            for i in range(i0, i1):
-                w[i] -= V[q, i] * hq
-        for i in range(i0, i1):
-            ss += w[i].real * w[i].real + w[i].imag * w[i].imag
-        if project:
-            for q in range(k):
-                acc = out.dtype.type(0)
-                for i in range(i0, i1):
-                    acc += np.conj(V[q, i]) * w[i]
-                out[q] += acc
-    return ss
-
-
-@nb.njit(**_jit)
-def gs_project_serial(V, k, w, h):
-    """h[:k] ← V[:k]ᴴ w; return ‖w‖² (one pass over V and w)."""
-    for q in range(k):
-        h[q] = 0
-    return _project_range(V, k, w, h, 0, w.shape[0])
-
-
-@nb.njit(parallel=True, **_jit)
-def gs_project_parallel(V, k, w, h):
-    n = w.shape[0]
-    part = np.zeros((_NBLK, k), dtype=h.dtype)
-    pss = np.zeros(_NBLK)
-    for blk in nb.prange(_NBLK):
-        lo = blk * n // _NBLK
-        hi = (blk + 1) * n // _NBLK
-        pss[blk] = _project_range(V, k, w, part[blk], lo, hi)
-    for q in range(k):
-        h[q] = part[:, q].sum()
-    return pss.sum()
-
-
-@nb.njit(**_jit)
-def gs_update_project_serial(V, k, h, w, h2):
-    """w ← w − V[:k]ᵀ h, then h2[:k] ← V[:k]ᴴ w; return ‖w‖² (one pass over V)."""
-    for q in range(k):
-        h2[q] = 0
-    return _update_range(V, k, h, w, 0, w.shape[0], h2, True)
-
-
-@nb.njit(parallel=True, **_jit)
-def gs_update_project_parallel(V, k, h, w, h2):
-    n = w.shape[0]
-    part = np.zeros((_NBLK, k), dtype=h2.dtype)
-    pss = np.zeros(_NBLK)
-    for blk in nb.prange(_NBLK):
-        lo = blk * n // _NBLK
-        hi = (blk + 1) * n // _NBLK
-        pss[blk] = _update_range(V, k, h, w, lo, hi, part[blk], True)
-    for q in range(k):
-        h2[q] = part[:, q].sum()
-    return pss.sum()
-
-
-@nb.njit(**_jit)
-def gs_update_serial(V, k, h, w):
-    """w ← w − V[:k]ᵀ h; return ‖w‖²."""
-    dummy = np.zeros(0, dtype=w.dtype)
-    return _update_range(V, k, h, w, 0, w.shape[0], dummy, False)
-
-
-@nb.njit(parallel=True, **_jit)
-def gs_update_parallel(V, k, h, w):
-    n = w.shape[0]
-    pss = np.zeros(_NBLK)
-    dummy = np.zeros(0, dtype=w.dtype)
-    for blk in nb.prange(_NBLK):
-        lo = blk * n // _NBLK
-        hi = (blk + 1) * n // _NBLK
-        pss[blk] = _update_range(V, k, h, w, lo, hi, dummy, False)
-    return pss.sum()
-
-
+# ------------------------------------------------------------- solution update
 @nb.njit(**_jit_fm)
 def _combine_range(V, k, y, d, x, lo, hi):
     scaled = d.shape[0] > 0
@@ -315,21 +208,6 @@ def hessenberg_solve(H, g, k, y):
 
 # ---------------------------------------------------------------------- whole solve
 @nb.njit(**_jit)
-def _blas_project(V, k, w, h):
-    """h[:k] ← V[:k] w (gemv; real data); return ‖w‖²."""
-    h[:k] = np.dot(V[:k], w)
-    return np.vdot(w, w).real
-
-
-@nb.njit(**_jit)
-def _blas_update(V, k, h, w, tmp):
-    """w ← w − V[:k]ᵀ h (gemv into tmp; real data); return ‖w‖²."""
-    np.dot(h[:k], V[:k], tmp)
-    w -= tmp
-    return np.vdot(w, w).real
-
-
-@nb.njit(**_jit)
 def _residual_serial(indptr, indices, data, b, x, r):
     """r ← b − A x; return ‖r‖²."""
     spmv_serial(indptr, indices, data, x, r)
@@ -365,34 +243,6 @@ def _scale(v, a, parallel):
 def _scale_parallel(v, a):
     for i in nb.prange(v.shape[0]):
         v[i] *= a
-
-
-@nb.njit(**_jit)
-def orthogonalize(V, k, w, h1, h2, tmp, use_blas):
-    """Orthogonalise w against V[:k]: classical Gram–Schmidt, reorthogonalised when needed (DGKS).
-
-    h₁ ← V_kᴴ w;  w ← w − V_k h₁;  if ‖w‖ < ‖w₀‖/√2 (cancellation): h₂ ← V_kᴴ w;  w ← w − V_k h₂
-    (else h₂ ← 0).  Real data with ``use_blas`` runs the passes as BLAS gemv (``tmp``
-    is an n-vector of workspace); otherwise the fused numba passes (serial: the
-    threaded ones measured far slower on our loaded 2-core machines).
-    Returns (‖w₀‖², ‖w‖²).
-    """
-    if use_blas:
-        h0sq = _blas_project(V, k, w, h1)
-        hsq = _blas_update(V, k, h1, w, tmp)
-    else:
-        h0sq = gs_project_serial(V, k, w, h1)
-        hsq = gs_update_serial(V, k, h1, w)
-    if hsq < 0.5 * h0sq:
-        if use_blas:
-            _blas_project(V, k, w, h2)
-            hsq = _blas_update(V, k, h2, w, tmp)
-        else:
-            gs_project_serial(V, k, w, h2)
-            hsq = gs_update_serial(V, k, h2, w)
-    else:
-        h2[:k] = 0
-    return h0sq, hsq
 
 
 @nb.njit(**_jit)
@@ -543,8 +393,5 @@ def gmres_csr(indptr, indices, data, data_pc, inv_diag, b, x, tol, maxiter, rest
 
 
 # ------------------------------------------------------------- size dispatch
-gs_project = by_size(gs_project_serial, gs_project_parallel, 2)
-gs_update_project = by_size(gs_update_project_serial, gs_update_project_parallel, 3)
-gs_update = by_size(gs_update_serial, gs_update_parallel, 3)
 gs_combine = by_size(gs_combine_serial, gs_combine_parallel, 4)
 mgs = by_size(mgs_serial, mgs_parallel, 2)
