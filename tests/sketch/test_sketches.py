@@ -135,6 +135,21 @@ def test_kernel_variants_agree():
         assert np.allclose(q, As @ w) and np.allclose(t, As.T @ (As @ w))
 
 
+@pytest.mark.parametrize("m", [1, 2, 3, 4, 5, 7, 9, 13])
+@pytest.mark.parametrize("residual", [False, True])
+def test_normal_dense_row_blocking_remainders(m, residual):
+    """The fused pass works on four rows at a time; every remainder (m mod 4, per thread chunk) must agree."""
+    rng = np.random.default_rng(m)
+    A = rng.standard_normal((m, 11))
+    w, b = rng.standard_normal(11), rng.standard_normal(m)
+    ref_q = b - A @ w if residual else A @ w
+    for f in (K.normal_dense_serial, K.normal_dense_parallel):
+        q, t = np.full(m, np.nan), np.full(11, np.nan)
+        f(A, w, b, residual, q, t)
+        np.testing.assert_allclose(q, ref_q, rtol=1e-13, atol=1e-13)
+        np.testing.assert_allclose(t, A.T @ ref_q, rtol=1e-13, atol=1e-12)
+
+
 def test_bad_arguments():
     with pytest.raises(ValueError, match="unknown sketch"):
         make_sketch("fourier", 4, 10)

@@ -195,8 +195,39 @@ def fwht_rows(X):
 # ------------------------------------------------------------ fused q = A w, t = Aᵀ q
 @nb.njit(**_jit_fast)
 def _normal_dense_range(A, w, b, residual, q, t, i0, i1):
+    """Rows [i0, i1) of the fused pass, four rows at a time.
+
+    Blocking by four halves the loads of w and t per entry of A (the row pair of
+    loops reads w once per four dot products and updates t once per four rows),
+    which is what kept the one-row version at ~13 GB/s against ~27 GB/s for a
+    plain read of A on our machines; the four rows themselves are re-read from L1.
+    """
     n = A.shape[1]
-    for i in range(i0, i1):
+    i = i0
+    while i + 4 <= i1:
+        s0 = 0.0
+        s1 = 0.0
+        s2 = 0.0
+        s3 = 0.0
+        for j in range(n):
+            wj = w[j]
+            s0 += A[i, j] * wj
+            s1 += A[i + 1, j] * wj
+            s2 += A[i + 2, j] * wj
+            s3 += A[i + 3, j] * wj
+        if residual:
+            s0 = b[i] - s0
+            s1 = b[i + 1] - s1
+            s2 = b[i + 2] - s2
+            s3 = b[i + 3] - s3
+        q[i] = s0
+        q[i + 1] = s1
+        q[i + 2] = s2
+        q[i + 3] = s3
+        for j in range(n):
+            t[j] += s0 * A[i, j] + s1 * A[i + 1, j] + s2 * A[i + 2, j] + s3 * A[i + 3, j]
+        i += 4
+    while i < i1:
         s = 0.0
         for j in range(n):
             s += A[i, j] * w[j]  # q_i ← a_i · w
@@ -205,6 +236,7 @@ def _normal_dense_range(A, w, b, residual, q, t, i0, i1):
         q[i] = s
         for j in range(n):
             t[j] += s * A[i, j]  # t ← t + q_i a_iᵀ
+        i += 1
 
 
 @nb.njit(**_jit_fast)
