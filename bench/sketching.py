@@ -101,11 +101,13 @@ def lstsq_peers(A, b, iter_lim_plain, dense):
     for sk in ("sparse-sign", "countsketch"):
         kl.append((f"krylovlab lstsq ({sk})",
                    (lambda sk=sk: (lambda r: (r.x, r.iterations))(krylovlab.lstsq(A, b, sketch=sk, rng=0))), "ours"))
-    # the criterion is the residual; the excess residual is ≈ atol², so atol = 1e-8 already
-    # matches LAPACK's residual to ~1e-15 (the forward-error column shows what it costs in x)
-    kl.append(("krylovlab lstsq (countsketch, atol=btol=1e-8)",
-               lambda: (lambda r: (r.x, r.iterations))(krylovlab.lstsq(A, b, sketch="countsketch", atol=1e-8,
-                                                                       btol=1e-8, rng=0)), "ours"))
+    # The criterion is the residual.  Stopping test 2 bounds ‖A(x − x*)‖ by ≈ atol·‖r‖, and the
+    # excess residual is ‖A(x − x*)‖²/(2‖r‖), so atol = 1e-6 (scipy lsqr's default) already matches
+    # LAPACK's residual to ~1e-12 relative; the forward-error column shows what it costs in x.
+    for sk in ("sparse-sign", "countsketch"):
+        kl.append((f"krylovlab lstsq ({sk}, atol=btol=1e-6)",
+                   (lambda sk=sk: (lambda r: (r.x, r.iterations))(krylovlab.lstsq(A, b, sketch=sk, atol=1e-6,
+                                                                                   btol=1e-6, rng=0))), "ours"))
     peers = []
     if dense:
         for drv in ("gelsd", "gelsy"):

@@ -126,6 +126,37 @@ def test_ill_conditioned_full_rank_keeps_the_triangular_preconditioner():
     assert s[-1] / s[0] <= _rcond2_estimate(R) <= 1.5 * s[-1] / s[0]
 
 
+@pytest.mark.parametrize("cond, expected", [(1e2, "cholesky-qr"), (1e6, "cholesky-qr"), (1e10, "householder-qr")])
+def test_factorisation_choice(cond, expected):
+    """Cholesky-QR of the sketch while its Gram matrix is safe, Householder QR beyond; the answer is the same."""
+    A, b = _problem(3000, 120, cond, seed=11)
+    res = lstsq(A, b, rng=0)
+    assert res.extras["factor"] == expected
+    assert res.converged and res.full_rank
+    x_ref = np.linalg.lstsq(A, b, rcond=None)[0]
+    r_ref, r_true = np.linalg.norm(b - A @ x_ref), np.linalg.norm(b - A @ res.x)
+    # evaluating b − A x loses ≈ ε‖A‖‖x‖ (‖x‖ ≈ κ here), so the comparison is only that sharp
+    slack = 1e-10 * r_ref + 1e3 * np.finfo(float).eps * np.linalg.norm(A, 2) * np.linalg.norm(x_ref)
+    assert abs(r_true - res.rnorm) <= slack
+    assert r_true <= r_ref + slack
+
+
+def test_gram_defect_flags_a_singular_sketch():
+    """A Cholesky factor of a rank-deficient Gram matrix must fail the orthonormality check."""
+    import scipy.linalg as sla
+
+    from krylovlab.sketch.lstsq import _GRAM_TOL, _gram_defect
+
+    A, _ = _problem(400, 50, 10.0, seed=12)
+    assert _gram_defect(A, sla.qr(A, mode="r")[0][:50]) < 1e-10  # an exact R: Q̂ is orthonormal
+    A[:, 9] = A[:, 2] + A[:, 4]
+    G = A.T @ A + 1e-13 * np.eye(50)  # what a rounded, barely positive Gram matrix looks like
+    R = np.linalg.cholesky(G).T
+    assert _gram_defect(A, R) > _GRAM_TOL
+    res = lstsq(A, np.ones(400), rng=0)
+    assert res.extras["factor"] == "householder-qr" and res.rank == 49
+
+
 def test_too_small_sketch_is_never_silently_wrong():
     # a CountSketch with d = n collides columns: either it still converges correctly, or it says it did not
     A, b = _problem(2000, 40, 1e8, seed=9)
