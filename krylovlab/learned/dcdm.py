@@ -76,7 +76,9 @@ class DCDM(Solver):
         The direction model ``d = model(r)`` (≈ c·A⁻¹ r):
 
         * ``None`` — the shipped 2D model (`krylovlab.learned.model`): the
-          network between damped-Jacobi sweeps with A (`SmoothedDirection`);
+          network between smoothing sweeps with A (`SmoothedDirection`;
+          symmetric Gauss–Seidel for a CSR matrix on the host, damped Jacobi
+          otherwise);
         * a path to a ``.npz`` weight file, or a `ConvDirectionModel`;
         * a torch ``nn.Module`` mapping (batch, *grid) → (batch, *grid);
         * a pyamg hierarchy or anything with ``aspreconditioner()``, a matrix
@@ -327,8 +329,9 @@ def _resolve_model(source, grid, op):
             raise ValueError(f"the DCDM network is {model.config['dim']}-D but grid={grid} has {len(grid)} "
                              "dimensions")
         model = model.with_grid(grid) if model.grid != grid else model
-        if model.config["smooth"]:  # the network between Jacobi sweeps with this A
-            return SmoothedDirection(model, op.matvec, op.diagonal)
+        if model.config["smooth"]:  # the network between smoothing sweeps with this A
+            host_csr = op.kind == "csr" and not op.device and op.dtype == np.float64
+            return SmoothedDirection(model, op.matvec, op.diagonal, csr=op.csr if host_csr else None)
         return model
     if _is_torch_module(source):
         if grid is None:
@@ -390,7 +393,7 @@ class _TorchDirection:
 
 def _describe(model) -> str:
     if isinstance(model, SmoothedDirection):
-        return f"jacobi({model.nu})+" + _describe(model.net)
+        return f"{model.describe()}+" + _describe(model.net)
     if isinstance(model, ConvDirectionModel):
         return f"cnn(grid={model.grid}, levels={model.levels}, params={model.n_params})"
     return repr(model) if isinstance(model, (_PrecDirection, _TorchDirection)) else type(model).__name__
