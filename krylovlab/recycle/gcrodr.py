@@ -33,17 +33,18 @@ k + m + 1 more transiently while the recycle space is updated, and 3
 vectors (x, r, w).  About 2m + 2k + 4 n-vectors in all.
 
 Fast path: CSR A on the host, M None or diagonal (`Jacobi`), no monitors —
-each whole cycle runs in one numba call (`kernels.cpu.gcro_cycle_csr`; for
-real data the CGS2 passes are BLAS gemv calls).  Otherwise every step forms
-B v in Python and hands the orthogonalisation and rotations to the same
-numba kernel.  The small dense work (harmonic Ritz eigenproblem, QR,
-triangular solves) calls LAPACK directly on the host, with BLAS limited to
-one thread for the whole solve.  Per cycle the n-sized work outside the
-Arnoldi steps is three BLAS-3 products: Vₛ₊₁ᴴU (the block CᴴU of the
-eigenproblem is carried from cycle to cycle as a small matrix), the new U
-and the new C.  Measured on the 50×50 Darcy benchmark, the harmonic Ritz
-update (≈ 40×40 eigenproblem plus those products) costs about as much as
-the 20 Arnoldi steps of a cycle.
+each whole cycle runs in one numba call (`kernels.cpu.gcro_cycle_csr`, with
+the fused modified Gram–Schmidt of the GMRES kernels: one read of [C; V]
+per Arnoldi step).  Otherwise every step forms B v in Python and hands the
+orthogonalisation and rotations to the same numba kernel.  The small dense
+work (harmonic Ritz eigenproblem as a reordered Schur form, QR, triangular
+solves) calls LAPACK directly on the host, with BLAS limited to one thread
+for the whole solve.  Per cycle the n-sized work outside the Arnoldi steps
+is three BLAS-3 products: Vₛ₊₁ᴴU (the blocks CᴴU and UᴴU of the
+eigenproblem are carried from cycle to cycle as small matrices), the new U
+and the new C.  Measured on the 50×50 Darcy benchmark, that update (≈ 40×40
+Schur decomposition plus those products) still costs about twice the 20
+Arnoldi steps of a cycle.
 """
 
 from __future__ import annotations
@@ -253,8 +254,7 @@ class GCRODR(Solver):
                       g=np.zeros(m + 1, dtype=dtype),
                       cs=np.zeros(m, dtype=rdt), sn=np.zeros(m, dtype=dtype),
                       w=np.empty(n, dtype=dtype), t=np.empty(n, dtype=dtype),
-                      # BLAS-gemv scratch of the Arnoldi kernel (real data only; empty: fused numba sweeps)
-                      o=np.empty(n if np.dtype(dtype).kind == "f" else 0, dtype=dtype))
+                      h2=np.zeros(m + 1, dtype=dtype))  # second-pass coefficients of the MGS step
             self._ws = ws
         return ws
 
@@ -266,7 +266,7 @@ class GCRODR(Solver):
         n, dtype = op.n, pb.dtype
         m, k = self.krylov_dim, self.recycle_dim
         ws = self._workspace(n, dtype)
-        W, Ht, R, g, cs, sn, w, tmp, otmp = (ws[key] for key in ("W", "Ht", "R", "g", "cs", "sn", "w", "t", "o"))
+        W, Ht, R, g, cs, sn, w, tmp, h2 = (ws[key] for key in ("W", "Ht", "R", "g", "cs", "sn", "w", "t", "h2"))
         jitted = op.kind == "csr" and not pb.live and (M is None or M.inv_diag is not None)
         if op.kind == "csr":
             a = op.csr
@@ -326,8 +326,8 @@ class GCRODR(Solver):
                 cpu.combine(U, h, kc, tmp, 0.0)  # t ← U Cᴴ r
                 x += apply_M(tmp)  # x ← x + M U Cᴴ r
                 self._U, self._C, self._C_valid = U, W[:kc].copy(), True
-                # Cᴴ U (and Uᴴ U for standard Ritz), kept up to date from small matrices by _deflate
-                CU = (_gemm_h(W[:kc], U), _gemm_h(U, U) if self.ritz == "standard" else None)
+                # Cᴴ U and Uᴴ U, kept up to date from small matrices by _deflate
+                CU = (_gemm_h(W[:kc], U), _gemm_h(U, U))
                 if hist.size:
                     hist[0] = rn
             else:
@@ -352,13 +352,13 @@ class GCRODR(Solver):
             g[0] = rn
             if jitted:
                 s, code, est = cpu.gcro_cycle_csr(a.indptr, a.indices, data, d, W, kc, smax, pb.tol, Ht, R,
-                                                  g, cs, sn, hist, its + 1, w, otmp)
+                                                  g, cs, sn, hist, its + 1, w)
                 nmv += s
                 nprec += s * has_M
                 code = _STATUS[int(code)]
             else:
                 s, code, est = self._cycle_python(pb, W, kc, smax, Ht, R, g, cs, sn, hist, its, w, apply_B,
-                                                  x, U, apply_M, otmp)
+                                                  x, U, apply_M, h2)
             extras["cycles"] += 1
             its += s
             if code is Status.NANORINF or s == 0:
@@ -408,12 +408,12 @@ class GCRODR(Solver):
         return Outcome(x, status, its, float(rn), nmv, nprec, history, extras)
 
     # ------------------------------------------------------------ python cycle
-    def _cycle_python(self, pb, W, kc, smax, Ht, R, g, cs, sn, hist, its, w, apply_B, x, U, apply_M, otmp):
+    def _cycle_python(self, pb, W, kc, smax, Ht, R, g, cs, sn, hist, its, w, apply_B, x, U, apply_M, h2):
         """Same as `kernels.cpu.gcro_cycle_csr`, one Python-level step at a time, with monitors."""
         res = abs(g[0])
         for j in range(smax):
             apply_B(W[kc + j], w)  # w ← A M v_j
-            res, happy = cpu.arnoldi_finish_step(W, kc, j, w, Ht[j], R, g, cs, sn, otmp)
+            res, happy = cpu.arnoldi_finish_step(W, kc, j, w, Ht[j], R, g, cs, sn, h2)
             if res < 0:
                 return j, Status.BREAKDOWN, abs(g[j])
             if its + 1 + j < hist.shape[0]:
@@ -443,13 +443,31 @@ class GCRODR(Solver):
 
     # ------------------------------------------------------------- recycle updates
     def _recompute_C(self, U, apply_B, n, dtype):
-        """C = B U, orthonormalised by QR; U ← U R⁻¹ (drops numerically dependent columns)."""
+        """C = B U with orthonormal rows; U ← U R⁻¹ accordingly (drops numerically dependent columns).
+
+        Cholesky QR twice (two k × k Gram matrices and triangular solves, BLAS-3) when B U is
+        well conditioned, as it is when the operator changed moderately; Householder QR with a
+        rank test otherwise.
+        """
         kc = U.shape[0]
         Ct = np.empty((kc, n), dtype=dtype)
         for i in range(kc):
             apply_B(U[i], Ct[i])  # C̃_i ← A M u_i
         if not np.all(np.isfinite(Ct)):
             return U[:0], Ct[:0]
+        lp = _lapack(dtype)
+        C, Un = Ct.copy(), U.copy()
+        for _ in range(2):
+            # rows: C ← R⁻ᵀ C with Rᴴ R = C̄ Cᵀ, i.e. the columns Cᵀ ← Cᵀ R⁻¹ become orthonormal
+            # (in place: the transposed row blocks are Fortran-ordered n × k matrices for trsm)
+            R, info = lp["potrf"](_gemm_h(C, C), lower=0)
+            dg = np.abs(np.diag(R))
+            if info != 0 or not np.all(np.isfinite(dg)) or dg.min() <= 1e-7 * dg.max():
+                break
+            lp["trsm"](1.0, R, C.T, side=1, lower=0, overwrite_b=1)
+            lp["trsm"](1.0, R, Un.T, side=1, lower=0, overwrite_b=1)
+        else:
+            return Un, C
         Q, Rr = np.linalg.qr(Ct.T)
         dg = np.abs(np.diag(Rr))
         keep = dg > 1e-10 * max(dg.max(initial=0.0), 1e-300)
@@ -463,8 +481,9 @@ class GCRODR(Solver):
     def _deflate(self, W, U, kc, s, Ht, dtype, k, grams):
         """Harmonic Ritz update of (U, C) from B [U D, Vₛ] = [C, Vₛ₊₁] Ḡ; C is written into W[:k'].
 
-        ``grams`` = (Cᴴ U, Uᴴ U or None) for the current pair; returns (U, k', grams) for the
-        new one (the grams from small matrices only).  With ``ritz="standard"`` the Ritz
+        ``grams`` = (Cᴴ U, Uᴴ U) for the current pair; returns (U, k', grams) for the
+        new one (the grams from small matrices only; the diagonal of Uᴴ U gives the column
+        scaling D, so no n-sized norm pass is needed).  With ``ritz="standard"`` the Ritz
         vectors of B on span(Ŵ) replace the harmonic ones: (Ŵᴴ B Ŵ) z = θ (ŴᴴŴ) z, where
         Ŵᴴ B Ŵ = (V̂ᴴŴ)ᴴ Ḡ and ŴᴴŴ comes from Uᴴ U and Vₛᴴ U.  The n-sized work is three BLAS-3 products: Vₛ₊₁ᴴ U, the new
         U and the new C.  The small dense work calls LAPACK directly (the numpy/scipy wrappers
@@ -478,7 +497,8 @@ class GCRODR(Solver):
         Gbar = np.zeros((mm + 1, mm), dtype=dtype, order="F")
         VhW = np.zeros((mm + 1, mm), dtype=dtype, order="F")
         if kc:
-            dn = np.sqrt(_row_norms2(U))
+            # D: unit columns for U D (any positive D is exact, B U D = C D; it only balances Ḡ)
+            dn = np.sqrt(np.abs(np.diag(UU).real))
             dn = np.where(dn > 0, 1.0 / np.where(dn > 0, dn, 1.0), 1.0)
             Gbar[:kc, :kc] = np.diag(dn)
             # [C, Vₛ₊₁]ᴴ U: the C block is known (CU), the V block is one BLAS-3 call
@@ -491,8 +511,13 @@ class GCRODR(Solver):
         if not (np.all(np.isfinite(Gbar)) and np.all(np.isfinite(VhW))):
             return U, kc, grams
         lp = _lapack(dtype)
-        standard = self.ritz == "standard"
-        if not standard:
+        # ŴᴴŴ for Ŵ = [U D, Vₛ] (from Uᴴ U and Vₛᴴ U): the Gram matrix of the new U below
+        Bw = np.eye(mm, dtype=dtype)
+        if kc:
+            Bw[:kc, :kc] = UU * np.outer(dn, dn)
+            Bw[kc:, :kc] = VhW[kc:kc + s, :kc]
+            Bw[:kc, kc:] = VhW[kc:kc + s, :kc].conj().T
+        if self.ritz == "harmonic":
             Rg, Tq = _qr_r(lp, Gbar)
             if Rg is None:
                 return U, kc, grams
@@ -503,35 +528,28 @@ class GCRODR(Solver):
             Bm_, info = lp["trtrs"](Rg, QhV[:mm])
             if info != 0 or not np.all(np.isfinite(Bm_)):
                 return U, kc, grams
-            mu, Z = _eig(lp, Bm_, cplx)
+            P, theta = _schur_select(lp, Bm_, min(k, mm), cplx)
         else:
             # standard Ritz: (ŴᴴŴ) z = μ (ŴᴴBŴ) z with μ = 1/θ (QZ: a zero Ritz value gives μ = ∞, dropped)
             Ar = VhW.conj().T @ Gbar
-            Bw = np.eye(mm, dtype=dtype)
-            if kc:
-                Bw[:kc, :kc] = UU * np.outer(dn, dn)
-                Bw[kc:, :kc] = VhW[kc:kc + s, :kc]
-                Bw[:kc, kc:] = VhW[kc:kc + s, :kc].conj().T
             # Ar⁻¹ Bw by LU, then the same eigensolver as the harmonic case (QZ only if Ar is singular)
             lu, piv, info = lp["getrf"](Ar)
             if info == 0:
                 Bm_, info = lp["getrs"](lu, piv, Bw)
             if info == 0 and np.all(np.isfinite(Bm_)):
-                mu, Z = _eig(lp, Bm_, cplx)
+                P, theta = _schur_select(lp, Bm_, min(k, mm), cplx)
             else:
                 try:
                     mu, Z = sla.eig(Bw, Ar, check_finite=False)
                 except (np.linalg.LinAlgError, ValueError):
-                    mu = None
-        if mu is None:
+                    return U, kc, grams
+                ok = np.isfinite(mu) & np.all(np.isfinite(Z), axis=0)
+                order = [i for i in np.argsort(-np.abs(np.where(ok, mu, 0))) if ok[i]]
+                P, theta = _select(Z, mu, order, min(k, mm), cplx)
+                if P.shape[1]:
+                    P = _qr_q(lp, P)
+        if P is None or P.shape[1] == 0:
             return U, kc, grams
-        ok = np.isfinite(mu) & np.all(np.isfinite(Z), axis=0)
-        order = [i for i in np.argsort(-np.abs(np.where(ok, mu, 0))) if ok[i]]
-        kk = min(k, mm)
-        P, theta = _select(Z, mu, order, kk, cplx)
-        if P.shape[1] == 0:
-            return U, kc, grams
-        P = _qr_q(lp, P)
         GP = Gbar @ P
         Rq, Tq2 = _qr_r(lp, GP)
         if Rq is None:
@@ -545,14 +563,13 @@ class GCRODR(Solver):
         if info != 0:
             return U, kc, grams
         Y = Yt.T
+        if not (np.all(np.isfinite(Y)) and np.all(np.isfinite(Q))):
+            return U, kc, grams
         # rows of the new U: Yᵀ [U D; Vₛ];  rows of the new C: Qᵀ [C; Vₛ₊₁]
         Unew = Y[kc:].T @ W[kc:kc + s]
         if kc:
             Unew += (Y[:kc].T * dn) @ U
-        Cnew = Q.T @ W[:mm + 1]
-        # NaN/Inf anywhere makes the sums non-finite (cheaper than elementwise isfinite tests)
-        if not (math.isfinite(abs(Unew.sum())) and math.isfinite(abs(Cnew.sum()))):
-            return U, kc, grams
+        Cnew = Q.T @ W[:mm + 1]  # (finite: W, U, Y and Q are)
         knew = Cnew.shape[0]
         W[:knew] = Cnew
         self._U = np.ascontiguousarray(Unew)
@@ -561,7 +578,7 @@ class GCRODR(Solver):
         self._ritz = theta
         # Cᴴ U for the new pair: Qᴴ (V̂ᴴ Ŵ) Y with Ŵ = [U D, Vₛ]
         CUnew = Q.conj().T @ (VhW @ Y)
-        UUnew = Y.conj().T @ (Bw @ Y) if standard else None  # Uᴴ U = Yᴴ (ŴᴴŴ) Y
+        UUnew = Y.conj().T @ (Bw @ Y)  # Uᴴ U = Yᴴ (ŴᴴŴ) Y
         return self._U, knew, (CUnew, UUnew)
 
 
@@ -593,13 +610,6 @@ def _select(Z, mu, order, kk, complex_ok):
     return P, np.asarray(thetas)
 
 
-def _row_norms2(X):
-    """Squared 2-norms of the rows of X."""
-    if np.iscomplexobj(X):
-        return np.einsum("ij,ij->i", X.real, X.real) + np.einsum("ij,ij->i", X.imag, X.imag)
-    return np.einsum("ij,ij->i", X, X)
-
-
 def _gemm_h(X, Y):
     """Xᴴ-by-rows product: G[i, j] = ⟨X_i, Y_j⟩ for row blocks X, Y (one BLAS-3 call; no conj copy for real data)."""
     return (X.conj() if np.iscomplexobj(X) else X) @ Y.T
@@ -609,15 +619,16 @@ _LAPACK = {}
 
 
 def _lapack(dtype):
-    """The LAPACK routines of the small dense work for one dtype."""
+    """The LAPACK routines of the small dense work for one dtype (and BLAS trsm)."""
     dtype = np.dtype(dtype)
     lp = _LAPACK.get(dtype)
     if lp is None:
         cplx = dtype.kind == "c"
-        names = ("geqrf", "unmqr" if cplx else "ormqr", "ungqr" if cplx else "orgqr", "trtrs", "geev", "getrf",
-                 "getrs")
+        names = ("geqrf", "unmqr" if cplx else "ormqr", "ungqr" if cplx else "orgqr", "trtrs", "gees", "trsen",
+                 "getrf", "getrs", "potrf")
         fns = sla.lapack.get_lapack_funcs(names, dtype=dtype)
-        lp = dict(zip(("geqrf", "ormqr", "orgqr", "trtrs", "geev", "getrf", "getrs"), fns))
+        lp = dict(zip(("geqrf", "ormqr", "orgqr", "trtrs", "gees", "trsen", "getrf", "getrs", "potrf"), fns))
+        lp["trsm"] = sla.blas.get_blas_funcs("trsm", dtype=dtype)
         _LAPACK[dtype] = lp
     return lp
 
@@ -644,27 +655,52 @@ def _qr_q(lp, A):
     return _q_from(lp, T)
 
 
-def _eig(lp, B, cplx):
-    """Eigenvalues and right eigenvectors (as numpy's eig returns them), or (None, None)."""
-    if cplx:
-        w, vl, vr, info = lp["geev"](B, compute_vl=0)
-        if info != 0:
-            return None, None
-        return w, vr
-    wr, wi, vl, vr, info = lp["geev"](B, compute_vl=0)
-    if info != 0:
-        return None, None
-    mu = wr + 1j * wi
-    Z = vr.astype(complex)
-    j = 0
-    while j < wi.shape[0]:
-        if wi[j] != 0 and j + 1 < wi.shape[0]:
-            Z[:, j] = vr[:, j] + 1j * vr[:, j + 1]
-            Z[:, j + 1] = vr[:, j] - 1j * vr[:, j + 1]
-            j += 2
+def _schur_select(lp, B, kk, cplx):
+    """Orthonormal basis of B's invariant subspace for its kk largest |μ|, and θ = 1/μ; (None, None) on failure.
+
+    A Schur decomposition reordered so that the selected eigenvalues lead
+    (gees + trsen): the leading Schur vectors span the same space as the
+    selected eigenvectors, without computing eigenvectors and without a QR
+    of them.  For real B a complex-conjugate pair is taken whole or not at
+    all (its space is real and two-dimensional), so fewer than kk columns may
+    come back.
+    """
+    try:
+        if cplx:
+            T, _, mu, Z, _, info = lp["gees"](_no_sort, B)
         else:
-            j += 1
-    return mu, Z
+            T, _, wr, wi, Z, _, info = lp["gees"](_no_sort, B)
+            mu = wr + 1j * wi
+    except ValueError:
+        return None, None
+    if info != 0 or not (np.all(np.isfinite(mu)) and np.all(np.isfinite(Z))):
+        return None, None
+    # the kk largest |μ|; a real matrix's conjugate pair sits in adjacent entries (positive imaginary
+    # part first) with equal |μ|, so the stable sort keeps it together; a pair cut by the kk-th place
+    # is dropped whole
+    sel = np.zeros(mu.shape[0], dtype=np.int32)
+    sel[np.argsort(-np.abs(mu), kind="stable")[:kk]] = 1
+    if not cplx:
+        idx = np.arange(mu.shape[0])
+        partner = np.where(mu.imag > 0, idx + 1, np.where(mu.imag < 0, idx - 1, idx))
+        sel[(sel == 1) & (sel[np.clip(partner, 0, mu.shape[0] - 1)] == 0)] = 0
+    taken = int(sel.sum())
+    if taken == 0:
+        return None, None
+    if cplx:
+        _, Zs, w, m, _, _, info = lp["trsen"](sel, T, Z, job="N")
+    else:
+        _, Zs, wr, wi, m, _, _, info = lp["trsen"](sel, T, Z, job="N")
+        w = wr + 1j * wi
+    if info != 0 or m != taken:
+        return None, None
+    with np.errstate(divide="ignore"):
+        theta = 1.0 / w[:m]
+    return Zs[:, :m], theta
+
+
+def _no_sort(*_):
+    return 0
 
 
 class GMRESDR(GCRODR):

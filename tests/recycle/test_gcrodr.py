@@ -301,3 +301,55 @@ def test_standard_ritz_option(complex_):
     assert np.all(np.isfinite(std.ritz_values)) and np.all(std.ritz_values.real > 0)
     with pytest.raises(ValueError, match="ritz"):
         GCRODR(ritz="refined")
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.complex128])
+def test_schur_selection_spans_the_selected_eigenvectors(dtype):
+    """The reordered-Schur selection of the deflation step against numpy's eig: the basis is orthonormal,
+    spans the eigenvectors of the kk largest |μ|, returns θ = 1/μ for them, and for real matrices never
+    splits a complex-conjugate pair."""
+    import importlib
+
+    mod = importlib.import_module("krylovlab.recycle.gcrodr")  # the module (the package exports a function too)
+    rng = np.random.default_rng(4)
+    n = 30
+    cplx = np.dtype(dtype).kind == "c"
+    B = rng.standard_normal((n, n)) + (1j * rng.standard_normal((n, n)) if cplx else 0)
+    B = np.asarray(B, dtype=dtype)
+    lp = mod._lapack(dtype)
+    mu, Z = np.linalg.eig(B)
+    order = np.argsort(-np.abs(mu))
+    for kk in (5, 6, 11):
+        P, theta = mod._schur_select(lp, B, kk, cplx)
+        m = P.shape[1]
+        assert m <= kk and m >= kk - 1
+        np.testing.assert_allclose(P.conj().T @ P, np.eye(m), atol=1e-12)
+        sel = order[:m]
+        # the selected eigenvalues (as a set) are the m largest in modulus
+        np.testing.assert_allclose(np.sort_complex(1.0 / theta), np.sort_complex(mu[sel]), rtol=1e-10)
+        # each selected eigenvector lies in span(P)
+        Zs = Z[:, sel]
+        np.testing.assert_allclose(P @ (P.conj().T @ Zs), Zs, atol=1e-9)
+        if not cplx:
+            assert np.isrealobj(P)
+            # conjugate pairs kept whole: the θ set is closed under conjugation
+            np.testing.assert_allclose(np.sort_complex(theta), np.sort_complex(theta.conj()), rtol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.complex128])
+def test_recompute_C_orthonormalises_and_drops_dependent_columns(dtype):
+    """C = A U re-orthonormalised (Cholesky QR twice, Householder QR when B U is ill conditioned):
+    CᴴC = I and C = A U_new to round-off; a linearly dependent column is dropped."""
+    rng = np.random.default_rng(9)
+    cplx = np.dtype(dtype).kind == "c"
+    A = convection_diffusion((15, 15)).tocsr().astype(dtype)
+    n = A.shape[0]
+    U = rng.standard_normal((6, n)) + (1j * rng.standard_normal((6, n)) if cplx else 0)
+    U = np.ascontiguousarray(U, dtype=dtype)
+    apply_B = lambda v, out: out.__setitem__(slice(None), A @ v)  # noqa: E731
+    s = GCRODR(krylov_dim=10, recycle_dim=6)
+    for Ui, kept in ((U, 6), (np.vstack([U, U[2:3] * 3.0]), 6)):
+        Un, C = s._recompute_C(Ui.copy(), apply_B, n, dtype)
+        assert Un.shape == C.shape == (kept, n)
+        np.testing.assert_allclose(C.conj() @ C.T, np.eye(kept), atol=1e-12)
+        np.testing.assert_allclose((A @ Un.T).T, C, atol=1e-10)

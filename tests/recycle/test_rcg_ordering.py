@@ -200,27 +200,52 @@ def test_recycle_kernels_against_numpy(dtype):
     np.testing.assert_allclose(out, 2.0 + coef @ W, atol=tol * 10)
 
 
-@pytest.mark.parametrize("dtype", [np.float64, np.float32])
-def test_blas_cgs2_matches_fused_kernel(dtype):
-    from krylovlab.kernels.cpu._recycle import orth_cgs2_blas
+@pytest.mark.parametrize("dtype", [np.float64, np.complex128])
+@pytest.mark.parametrize("jacobi", [False, True])
+def test_gcro_cycle_kernel_against_dense_arnoldi(dtype, jacobi):
+    """One deflated Arnoldi cycle (MGS kernel) against a dense reference: the Arnoldi relation
+    B V_s = C·(Cᴴ B V_s) + V_{s+1} H̄, orthonormal [C; V_{s+1}], and the Givens residual estimate
+    equal to the dense least-squares minimum min ‖β e₁ − H̄ y‖."""
+    rng = np.random.default_rng(11)
+    cplx = np.dtype(dtype).kind == "c"
+    n, kc, m = 300, 4, 16
+    A = sp.random(n, n, density=0.03, random_state=5, format="csr") + sp.diags(2.0 + rng.random(n))
+    A = A.astype(dtype)
+    if cplx:
+        A = (A + 0.3j * sp.random(n, n, density=0.01, random_state=6)).tocsr().astype(dtype)
+    d = (1.0 / (1.0 + rng.random(n))).astype(dtype) if jacobi else np.empty(0, dtype=dtype)
+    B = A.toarray() @ (np.diag(d) if jacobi else np.eye(n))
 
-    rng = np.random.default_rng(8)
-    n, k = 1500, 12
-    W = np.ascontiguousarray(np.linalg.qr(rng.standard_normal((n, k)))[0].T, dtype=dtype)
-    w0 = (rng.standard_normal(n) + 3 * W[2]).astype(dtype)  # a strong component along W: cancellation
-    tol = 1e-4 if dtype == np.float32 else 1e-12
-    w1, w2 = w0.copy(), w0.copy()
-    h1, h2 = np.zeros(k, dtype=dtype), np.zeros(k, dtype=dtype)
-    n1 = cpu.orth_cgs2(W, k, w1, h1)
-    n2 = orth_cgs2_blas(W, k, w2, h2, np.empty(n, dtype=dtype))
-    np.testing.assert_allclose(w2, w1, atol=tol * np.linalg.norm(w0))
-    np.testing.assert_allclose(h2, W.astype(float) @ w0.astype(float), atol=tol * np.linalg.norm(w0))
-    assert abs(n1 - n2) <= tol * np.linalg.norm(w0)
-    assert np.abs(W.astype(float) @ w2.astype(float)).max() <= tol * np.linalg.norm(w0)
-    # no rows: just the norm, w untouched
-    w3 = w0.copy()
-    assert np.isclose(orth_cgs2_blas(W, 0, w3, h2, np.empty(n, dtype=dtype)), np.linalg.norm(w0), rtol=tol)
-    np.testing.assert_array_equal(w3, w0)
+    def rand(*shape):
+        return rng.standard_normal(shape) + (1j * rng.standard_normal(shape) if cplx else 0)
+
+    W = np.zeros((m + 1, n), dtype=dtype)
+    Q = np.linalg.qr(rand(n, kc + 1))[0]
+    W[:kc + 1] = Q.T  # C = W[:kc], v₁ = W[kc] ⊥ C
+    beta = 2.5
+    Ht = np.zeros((m, m + 1), dtype=dtype)
+    R = np.zeros((m + 1, m), dtype=dtype)
+    g = np.zeros(m + 1, dtype=dtype)
+    g[0] = beta
+    cs, sn = np.zeros(m), np.zeros(m, dtype=dtype)
+    smax = m - kc
+    steps, code, est = cpu.gcro_cycle_csr(A.indptr, A.indices, A.data, d, W, kc, smax, 0.0, Ht, R, g, cs, sn,
+                                          np.zeros(0), 0, np.empty(n, dtype=dtype))
+    assert steps == smax and code == int(Status.MAXITER)
+    s = steps
+    Wt = W[:kc + s + 1]
+    np.testing.assert_allclose(Wt.conj() @ Wt.T, np.eye(kc + s + 1), atol=1e-12)
+    V = W[kc:kc + s + 1].T  # n × (s+1)
+    Cm = W[:kc].T
+    Bc = Ht[:s, :kc].T  # Cᴴ B V_s
+    Hbar = Ht[:s, kc:kc + s + 1].T  # (s+1) × s
+    lhs = B @ V[:, :s]
+    np.testing.assert_allclose(lhs, Cm @ Bc + V @ Hbar, atol=1e-10 * np.abs(lhs).max())
+    np.testing.assert_allclose(Bc, Cm.conj().T @ lhs, atol=1e-10 * np.abs(lhs).max())
+    e1 = np.zeros(s + 1, dtype=dtype)
+    e1[0] = beta
+    y = np.linalg.lstsq(Hbar, e1, rcond=None)[0]
+    assert np.isclose(est, np.linalg.norm(e1 - Hbar @ y), rtol=1e-8)
 
 
 def test_rcg_pending_space_folding_matches_deferred(monkeypatch):
