@@ -568,7 +568,8 @@ class GCRODR(Solver):
         # rows of the new U: Yᵀ [U D; Vₛ];  rows of the new C: Qᵀ [C; Vₛ₊₁]
         Unew = Y[kc:].T @ W[kc:kc + s]
         if kc:
-            Unew += (Y[:kc].T * dn) @ U
+            # Unew += (D Y₁)ᵀ U as one gemm accumulating in place (on the transposed, Fortran-ordered views)
+            Unew = lp["gemm"](1.0, U.T, dn[:, None] * Y[:kc], beta=1.0, c=Unew.T, overwrite_c=1).T
         Cnew = Q.T @ W[:mm + 1]  # (finite: W, U, Y and Q are)
         knew = Cnew.shape[0]
         W[:knew] = Cnew
@@ -619,7 +620,7 @@ _LAPACK = {}
 
 
 def _lapack(dtype):
-    """The LAPACK routines of the small dense work for one dtype (and BLAS trsm)."""
+    """The LAPACK routines of the small dense work for one dtype (and BLAS trsm, gemm)."""
     dtype = np.dtype(dtype)
     lp = _LAPACK.get(dtype)
     if lp is None:
@@ -628,7 +629,7 @@ def _lapack(dtype):
                  "getrf", "getrs", "potrf")
         fns = sla.lapack.get_lapack_funcs(names, dtype=dtype)
         lp = dict(zip(("geqrf", "ormqr", "orgqr", "trtrs", "gees", "trsen", "getrf", "getrs", "potrf"), fns))
-        lp["trsm"] = sla.blas.get_blas_funcs("trsm", dtype=dtype)
+        lp["trsm"], lp["gemm"] = sla.blas.get_blas_funcs(("trsm", "gemm"), dtype=dtype)
         _LAPACK[dtype] = lp
     return lp
 
