@@ -129,7 +129,11 @@ def clear_shared() -> None:
 
 
 def _seeded_amg(A):
-    """pyamg smoothed aggregation (forward Gauss–Seidel before, backward after: a symmetric V-cycle).
+    """pyamg smoothed aggregation with one symmetric Gauss–Seidel sweep before and after the coarse correction.
+
+    Symmetric sweeps (krylovlab's fused kernel) cost about what a forward
+    pre-sweep and a backward post-sweep do per cycle and cut AMG-CG's
+    iterations on Darcy from 11 to 9 (3D 32³) and from 12 to 9 (2D 128²).
 
     pyamg estimates spectral radii from random start vectors drawn from
     numpy's global generator: it is seeded for the build (and restored), so
@@ -140,7 +144,7 @@ def _seeded_amg(A):
     state = np.random.get_state()
     try:
         np.random.seed(0x5EED)
-        return AMG(A, "sa", sweep="forward", rebuild_threshold=float("inf"))
+        return AMG(A, "sa", rebuild_threshold=float("inf"))  # sweep="symmetric" is the default
     finally:
         np.random.set_state(state)
 

@@ -212,7 +212,7 @@ def test_fast_galerkin_update_equals_triple_products(dim, grid):
     ref.update_operator(A1, rebuild=False)
     amg = _seeded_amg(A0)
     fast = FastGalerkin(amg, symmetric=True)
-    assert all(h is not None for h in fast.halves)  # the half-size maps are in use
+    assert all(plan.symmetric for plan in fast.plans)  # the upper-triangle passes are in use
     fast.update(A1)
     lv = amg.ml.levels
     assert len(lv) >= 3
@@ -224,6 +224,41 @@ def test_fast_galerkin_update_equals_triple_products(dim, grid):
     np.testing.assert_allclose(amg.apply(r), ref.apply(r), rtol=1e-9, atol=1e-12 * np.abs(ref.apply(r)).max())
     with pytest.raises(ValueError, match="pattern"):
         fast.update(sp.eye(A1.shape[0], format="csr"))
+
+
+@pytest.mark.parametrize("symmetric", [False, True])
+def test_galerkin_plan_equals_triple_product(symmetric):
+    """R·A·P through the plan equals scipy's product for new values on the same pattern, in both modes."""
+    import scipy.sparse as sp
+
+    from krylovlab.datagen._galerkin import GalerkinPlan
+
+    rng = np.random.default_rng(3)
+    n, nc = 60, 17
+    A = sp.random(n, n, density=0.08, random_state=rng, format="csr") + sp.eye(n, format="csr")
+    P = sp.random(n, nc, density=0.15, random_state=rng, format="csr")
+    if symmetric:
+        A = (A + A.T).tocsr()
+        R = P.T.tocsr()
+    else:
+        R = sp.random(nc, n, density=0.15, random_state=rng, format="csr")
+    A.sort_indices()
+    plan = GalerkinPlan(A, R, P, symmetric=True)
+    assert plan.symmetric == symmetric  # the mirrored upper triangle only when R is Pᵀ
+    for _ in range(2):
+        B = A.copy()
+        B.data = rng.standard_normal(B.nnz)
+        if symmetric:
+            B = ((B + B.T) / 2).tocsr()
+            B.sort_indices()
+        assert np.array_equal(B.indptr, A.indptr) and np.array_equal(B.indices, A.indices)
+        got = sp.csr_matrix((plan.apply(B.data), plan.indices, plan.indptr), shape=(nc, nc)).toarray()
+        want = (R @ B @ P).toarray()
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-13 * np.abs(want).max())
+        if symmetric:
+            assert np.array_equal(got, got.T)
+    with pytest.raises(ValueError, match="pattern"):
+        plan.apply(np.ones(A.nnz + 1))
 
 
 def test_amg_shards_do_not_depend_on_what_ran_before(tmp_path):
