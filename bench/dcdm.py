@@ -169,7 +169,7 @@ def run_case(kind, n, repeat, rows, seed=0):
 
     load0 = loadavg()
     out = {}
-    # DCDM with the shipped model (float32 network between Jacobi sweeps; numba, 2 threads)
+    # DCDM with the shipped model (float32 network between symmetric Gauss-Seidel sweeps; numba, 2 threads)
     solver = DCDM(A, grid=(n, n), rtol=RTOL, maxiter=2000)
     t, res = timeit(lambda: solver.solve(b), repeat=repeat, warmup=0)
     out[DC] = (0.0, t, res.iterations, rel(res.x), "numba", res.status.name)
@@ -209,7 +209,7 @@ def run_case(kind, n, repeat, rows, seed=0):
 
 def network_time(n, repeat=5):
     """Best wall and thread-CPU time of one application of the network alone and of the whole direction model
-    (the network between the Jacobi sweeps, as DCDM uses it), on the Poisson matrix of the grid."""
+    (the network between the Gauss-Seidel sweeps, as DCDM uses it), on the Poisson matrix of the grid."""
     solver = DCDM(diffusion_matrix(np.ones((n, n))), grid=(n, n))
     direction = solver.model
     net = getattr(direction, "_coarse", None) or getattr(direction, "net", direction)
@@ -255,7 +255,8 @@ def main(argv=None):
                          "ms per application": 1e3 * t, "main-thread CPU ms": 1e3 * cpu,
                          "load": f"{loads:.1f}→{loadavg():.1f}"})
     text.append("## One application of the direction model (float32 network, numba; 'ms per application' includes "
-                "the Jacobi sweeps around the network; CPU ms is the calling thread's time)\n")
+                "the symmetric Gauss-Seidel sweeps around the network, 2 before and 8 after; CPU ms is the "
+                "calling thread's time)\n")
     text.append(table(net_rows))
     print("\n".join(text), flush=True)
     rows = []
