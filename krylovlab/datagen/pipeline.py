@@ -236,7 +236,7 @@ def _run_shard(family_config, seed, indices, solver, rtol, target, reference_ind
         arrays = _solve_samples(fam, strat, seed, indices, solver, rtol, samples or {})
     finally:
         strat.close()
-    storage.write_npz(Path(target), arrays)
+    storage.write_npz(Path(target), arrays, sync=False)  # trusted only once read back whole (`_shard_ok`)
     return target
 
 
@@ -578,17 +578,24 @@ def _run_dask(args, plan, rtol, shard_files, todo, workers, scheduler, bar, refe
 
 def _merge(out, work, plan, shard_files, fam, seconds, compression=None):
     n = plan["request"]["n_samples"]
-    parts = [storage.read_npz(f) for f in shard_files]
-    idx = np.concatenate([p["indices"] for p in parts])
-    if not np.array_equal(np.sort(idx), np.arange(n)):
+    arrays, names, seen = {}, {}, np.zeros(n, dtype=np.int64)
+    for f in shard_files:  # one shard in memory at a time; its rows go straight to their sample indices
+        part = storage.read_npz(f)
+        idx = part.pop("indices")
+        np.add.at(seen, idx, 1)
+        for key, value in part.items():
+            name = key.replace("inputs__", "inputs/")
+            if value.dtype.kind == "U":  # strings may be longer in a later shard: gathered, then placed
+                names.setdefault(name, []).append((idx, value))
+                continue
+            if name not in arrays:
+                arrays[name] = np.empty((n, *value.shape[1:]), dtype=value.dtype)
+            arrays[name][idx] = value
+    if not np.all(seen == 1):
         raise RuntimeError("shards do not cover every sample exactly once; rerun with --overwrite")
-    where = np.argsort(idx)
-    arrays = {}
-    for key in parts[0]:
-        if key == "indices":
-            continue
-        name = key.replace("inputs__", "inputs/")
-        arrays[name] = np.concatenate([p[key] for p in parts])[where]
+    for name, pieces in names.items():
+        idx = np.concatenate([i for i, _ in pieces])
+        arrays[name] = np.concatenate([v for _, v in pieces])[np.argsort(idx)]
     rank = np.empty(n, dtype=np.int64)
     rank[np.asarray(plan["order"])] = np.arange(n)
     arrays["solve_rank"] = rank

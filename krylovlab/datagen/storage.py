@@ -17,9 +17,13 @@ Samples are stored in their index order ``0 … N−1`` (sample i is drawn from
 ``numpy.random.default_rng([seed, i])``), whatever order they were solved in.
 
 Everything is written atomically: to a temporary file in the same folder,
-flushed, then renamed over the target, so a crash (even ``kill -9``) never
-leaves a half-written file under the final name.  ``.npz`` files are read
-with ``allow_pickle=False``.
+then renamed over the target, so a crash (even ``kill -9``) never leaves a
+half-written file under the final name.  The final dataset and the manifest
+are flushed to disk (fsync) before the rename; shards are not
+(``sync=False``: at 3D Darcy 32³ the fsyncs doubled the time spent writing
+them), because a shard is only trusted after reading it back whole — a shard
+torn by a power failure fails its zip checksums and is redone.  ``.npz``
+files are read with ``allow_pickle=False``.
 """
 
 from __future__ import annotations
@@ -36,23 +40,24 @@ __all__ = ["load", "atomic_path", "write_npz", "read_npz", "write_json", "read_j
 
 
 @contextlib.contextmanager
-def atomic_path(target: Path):
-    """Yield a temporary path next to ``target``; rename it onto ``target`` on success."""
+def atomic_path(target: Path, sync: bool = True):
+    """Yield a temporary path next to ``target``; rename it onto ``target`` on success (after an fsync if ``sync``)."""
     target = Path(target)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     os.close(fd)
     try:
         yield Path(tmp)
-        with open(tmp, "rb+") as fh:
-            os.fsync(fh.fileno())
+        if sync:
+            with open(tmp, "rb+") as fh:
+                os.fsync(fh.fileno())
         os.replace(tmp, target)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
 
 
-def write_npz(target: Path, arrays: dict) -> None:
-    with atomic_path(target) as tmp:
+def write_npz(target: Path, arrays: dict, sync: bool = True) -> None:
+    with atomic_path(target, sync) as tmp:
         with open(tmp, "wb") as fh:
             np.savez(fh, **arrays)
 

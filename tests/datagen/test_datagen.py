@@ -316,3 +316,33 @@ def test_compressed_hdf5_reads_back(tmp_path, compression):
     _check_dataset(out, 4)
     with pytest.raises(ValueError, match="compression"):
         datagen.generate("darcy", 4, tmp_path / "d.h5", compression="zip", **SMALL)
+
+
+def test_merge_places_rows_by_sample_index(tmp_path):
+    """Shards hold interleaved samples and solver names of different lengths; the merge puts every row at its
+    sample index and refuses shards that do not cover every sample exactly once."""
+    from krylovlab.datagen import pipeline, storage
+
+    fam = get_family("darcy", grid=4)
+    shards = [[3, 0, 4], [1, 5, 2]]
+    files = []
+    for k, idx in enumerate(shards):
+        idx = np.asarray(idx)
+        names = ["cg"] * 3 if k == 0 else ["cg", "cg->direct", "cg"]
+        arrays = {"inputs__a": idx[:, None, None] + np.zeros((3, 6, 6)), "indices": idx,
+                  "solution": -idx[:, None, None] + np.zeros((3, 4, 4)), "iterations": 10 * idx,
+                  "residual": 1e-9 * (idx + 1), "solver": np.asarray(names)}
+        files.append(tmp_path / f"shard-{k}.npz")
+        storage.write_npz(files[-1], arrays, sync=False)
+    plan = {"request": {"n_samples": 6, "seed": 0, "rtol": 1e-8, "order": "auto", "shard_size": 3},
+            "order": [3, 0, 4, 1, 5, 2], "solver": "cg", "calibration": {}, "baseline": {}, "version": "test"}
+    pipeline._merge(tmp_path / "out.h5", tmp_path, plan, files, fam, 1.0)
+    data = datagen.load(tmp_path / "out.h5")
+    np.testing.assert_array_equal(data["inputs"]["a"][:, 0, 0], np.arange(6))
+    np.testing.assert_array_equal(data["solution"][:, 0, 0], -np.arange(6))
+    np.testing.assert_array_equal(data["iterations"], 10 * np.arange(6))
+    assert data["solver"].tolist() == ["cg", "cg", "cg", "cg", "cg", "cg->direct"]
+    np.testing.assert_array_equal(data["solve_rank"], [1, 3, 5, 0, 2, 4])
+    with pytest.raises(RuntimeError, match="exactly once"):
+        pipeline._merge(tmp_path / "bad.h5", tmp_path, plan, [files[0], files[0]], fam, 1.0)
+    assert not (tmp_path / "bad.h5").exists()
