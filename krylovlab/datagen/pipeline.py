@@ -12,6 +12,7 @@ would have produced — after a crash, a ``kill -9`` or a lost Dask worker.
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import dataclasses
 import json
@@ -288,7 +289,10 @@ def _calibrate(fam, order, seed, rtol, n_cal, requested, shard_size, n_samples, 
 
     Each candidate is first compiled on a tiny member of the family (so JIT time
     is not counted) and dropped once, after two samples, its estimate exceeds
-    1.5 times the best so far.  A
+    1.5 times the best so far.  Solves are timed in CPU time of the calling
+    thread (they run single-threaded, kernels and BLAS in that thread), so a
+    Dask cluster starting up meanwhile — its scheduler runs in this process —
+    or other jobs on the machine do not bias the choice.  A
     strategy's cost is its steady per-sample time plus its setup (the excess of
     its first solve: a factorisation, an AMG hierarchy), spread over a shard —
     or over all samples a process solves when the setup is kept across shards.
@@ -308,15 +312,16 @@ def _calibrate(fam, order, seed, rtol, n_cal, requested, shard_size, n_samples, 
         except (RuntimeError, ArithmeticError):
             pass
         warmup += time.perf_counter() - t0
+        clock = _solve_clock()
         strat = strategies.make(name, fam, rtol, reference)
         best = min(timings.values(), default=float("inf"))
         amortise = max(n_samples // max(processes, 1), 1) if strat.setup_shared else shard_size
         times = []
         try:
             for A, b in systems:
-                t0 = time.perf_counter()
+                t0 = clock()
                 strat.solve(A, b)
-                times.append(time.perf_counter() - t0)
+                times.append(clock() - t0)
                 if len(times) >= 2 and _per_sample(times, amortise) > 1.5 * best:
                     break  # clearly slower than the best so far
         except (RuntimeError, ArithmeticError):
@@ -328,6 +333,18 @@ def _calibrate(fam, order, seed, rtol, n_cal, requested, shard_size, n_samples, 
         raise RuntimeError(f"no solver strategy converged on the calibration samples: tried {names}")
     best = min(timings, key=timings.get)
     return best, timings, _baseline(fam, systems[:1], rtol), warmup
+
+
+def _solve_clock():
+    """CPU-time clock for a single-threaded solve: this thread's, unless numba's ``workqueue`` layer runs
+    even a one-thread parallel region on a pool thread (then the whole process's)."""
+    import numba
+
+    try:
+        layer = numba.threading_layer()
+    except ValueError:  # no parallel region has run yet
+        layer = None
+    return time.process_time if layer == "workqueue" else time.thread_time
 
 
 def _options_of(fam):
@@ -343,14 +360,14 @@ def _baseline(fam, systems, rtol):
 
     spd = fam.symmetric and fam.definite
     method = "cg" if spd else "gmres"
-    t0 = time.perf_counter()
+    t0 = time.thread_time()
     with threadpool_limits(1):
         for A, b in systems:
             if spd:
                 spla.cg(A, b, rtol=rtol, maxiter=20 * A.shape[0])
             else:
                 spla.gmres(A, b, rtol=rtol, restart=40, maxiter=20 * A.shape[0] // 40 + 1)
-    return {"method": method, "seconds_per_sample": (time.perf_counter() - t0) / len(systems)}
+    return {"method": method, "seconds_per_sample": (time.thread_time() - t0) / len(systems)}
 
 
 # ---------------------------------------------------------------------------------- driver
@@ -422,6 +439,19 @@ def generate(family, n_samples: int, out, *, seed: int = 0, solver: str = "auto"
     out = _check_output(out, overwrite)
 
     t_start = time.perf_counter()
+    # start the cluster (worker processes importing krylovlab) while this process samples, orders and
+    # calibrates; calibration times solves in this thread's CPU time, so the start-up does not bias it
+    connection = _Connection(workers, scheduler) if workers is not None or scheduler is not None else None
+    try:
+        return _generate(fam, n_samples, out, seed, solver, rtol, order, shard_size, workers, scheduler, overwrite,
+                         progress, calibration_samples, compression, t_start, connection)
+    finally:
+        if connection is not None:
+            connection.close()  # already closed after a Dask run; here when generate stopped before one
+
+
+def _generate(fam, n_samples, out, seed, solver, rtol, order, shard_size, workers, scheduler, overwrite, progress,
+              calibration_samples, compression, t_start, connection):
     work = out.with_name(out.name + ".parts")
     request = {"family": fam.config(), "n_samples": int(n_samples), "seed": int(seed), "rtol": float(rtol),
                "solver": solver, "order": order, "shard_size": int(shard_size)}
@@ -468,7 +498,7 @@ def generate(family, n_samples: int, out, *, seed: int = 0, solver: str = "auto"
                     run_shard(*args, plan["shards"][k], plan["solver"], rtol, str(shard_files[k]), ref, samples=drawn)
                     _advance(bar, shard_files[k])
             else:
-                compile_seconds += _run_dask(args, plan, rtol, shard_files, todo, workers, scheduler, bar, ref)
+                compile_seconds += _run_dask(args, plan, rtol, shard_files, todo, connection, bar, ref)
     finally:
         if bar is not None:
             bar.close()
@@ -537,27 +567,70 @@ def _warm_worker(family_config, seed, solver, rtol, reference_index):
     return time.perf_counter() - t0
 
 
-def _run_dask(args, plan, rtol, shard_files, todo, workers, scheduler, bar, reference_index=None):
-    """Run the shards as Dask tasks (one task per shard; workers write their shard files themselves).
-
-    Returns the fixed seconds around the shards: starting the cluster and
-    warming its workers up (compiling kernels, building per-process setups)
-    before them, and closing the client and cluster after them.
-    """
+def _dask():
     try:
-        from dask.distributed import Client, LocalCluster, as_completed
+        from dask import distributed
     except ImportError:  # pragma: no cover - depends on the optional extra
         raise ImportError("Dask execution needs the 'dist' extra: pip install 'krylovlab[dist]'") from None
-    t0 = time.perf_counter()
-    cluster = None
-    if scheduler is None:
+    return distributed
+
+
+class _Connection:
+    """A Dask client being set up in a background thread: a new `LocalCluster` of single-threaded workers
+    (``workers``), or a client of an existing ``scheduler``."""
+
+    def __init__(self, workers, scheduler):
+        self._distributed = _dask()
+        self.closed = False
+        pool = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="krylovlab-dask-start")
+        self._future = pool.submit(self._open, workers, scheduler)
+        pool.shutdown(wait=False)
+
+    def _open(self, workers, scheduler):
+        distributed = self._distributed
+        if scheduler is not None:
+            return distributed.Client(scheduler), None
         single = {"NUMBA_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
                   "MKL_NUM_THREADS": "1"}
-        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                               dashboard_address=None, env=single)
-        client = Client(cluster)
-    else:
-        client = Client(scheduler)
+        cluster = distributed.LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                                           dashboard_address=None, env=single)
+        try:
+            return distributed.Client(cluster), cluster
+        except BaseException:
+            cluster.close()
+            raise
+
+    @property
+    def client(self):
+        """The client (waits for the start-up; re-raises its error)."""
+        return self._future.result()[0]
+
+    def close(self) -> None:
+        """Close the client and the cluster started for it (once; waits for a start-up in progress)."""
+        if self.closed:
+            return
+        self.closed = True
+        try:
+            client, cluster = self._future.result()
+        except Exception:
+            return  # it never started: nothing to close (the error surfaced where the client was used, if it was)
+        client.close()
+        if cluster is not None:
+            cluster.close()
+
+
+def _run_dask(args, plan, rtol, shard_files, todo, connection, bar, reference_index=None):
+    """Run the shards as Dask tasks (one task per shard; workers write their shard files themselves).
+
+    ``connection`` is a `_Connection`, started in the background while
+    the driver sampled, ordered and calibrated.  Returns the fixed seconds
+    around the shards: waiting for the cluster still starting, warming its
+    workers up (loading compiled kernels, building per-process setups) before
+    them, and closing the client and cluster after them.
+    """
+    as_completed = _dask().as_completed
+    t0 = time.perf_counter()
+    client = connection.client
     try:
         client.run(_warm_worker, *args, plan["solver"], rtol, reference_index)
         warmup = time.perf_counter() - t0
@@ -569,9 +642,7 @@ def _run_dask(args, plan, rtol, shard_files, todo, workers, scheduler, bar, refe
             _advance(bar, Path(fut.result()))
     finally:
         t1 = time.perf_counter()
-        client.close()
-        if cluster is not None:
-            cluster.close()
+        connection.close()
         teardown = time.perf_counter() - t1
     return warmup + teardown
 
