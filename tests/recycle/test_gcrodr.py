@@ -353,3 +353,39 @@ def test_recompute_C_orthonormalises_and_drops_dependent_columns(dtype):
         assert Un.shape == C.shape == (kept, n)
         np.testing.assert_allclose(C.conj() @ C.T, np.eye(kept), atol=1e-12)
         np.testing.assert_allclose((A @ Un.T).T, C, atol=1e-10)
+
+
+@pytest.mark.parametrize("complex_", [False, True])
+def test_update_every_refreshes_less_and_stays_exact(complex_):
+    """update_every=3: refreshes after cycles 3, 6, … and the last one only, converges on the true residual,
+    keeps the recycle invariants, and still beats GMRES-DR on a slowly varying SPD sequence; update_every=1
+    is the default iteration (identical histories)."""
+    rng = np.random.default_rng(12)
+    for A in sequence(complex_=complex_):
+        b = rng.standard_normal(A.shape[0]) + (1j * rng.standard_normal(A.shape[0]) if complex_ else 0)
+        s3 = GCRODR(krylov_dim=20, recycle_dim=8, rtol=1e-9, update_every=3)
+        res = s3.solve(b, A=A)
+        assert res.converged and true_rel(A, b, res.x) <= 1e-9
+        check_invariants(s3, A)
+        cyc, upd = res.extras["cycles"], res.extras["updates"]
+        # the first cycle (space empty), every third one, and the last one
+        assert upd == len({1, cyc} | set(range(3, cyc + 1, 3))), (cyc, upd)
+    L = poisson((24, 24)).tocsr()
+    spd = [(sp.diags(np.sqrt(1.0 + 0.1 * rng.random(L.shape[0]))) @ L @ sp.diags(
+        np.sqrt(1.0 + 0.1 * rng.random(L.shape[0])))).tocsr() for _ in range(5)]
+    spd = [((M + M.T) * 0.5).tocsr() for M in spd]
+    b = np.ones(L.shape[0])
+    every3 = GCRODR(krylov_dim=30, recycle_dim=10, rtol=1e-9, update_every=3)
+    fresh = GMRESDR(krylov_dim=30, recycle_dim=10, rtol=1e-9)
+    mv3 = [every3.solve(b, A=A).nmatvec for A in spd]
+    mvf = [fresh.solve(b, A=A).nmatvec for A in spd]
+    assert sum(mv3[1:]) < sum(mvf[1:])
+    one = GCRODR(krylov_dim=30, recycle_dim=10, rtol=1e-9, update_every=1, history=True)
+    dflt = GCRODR(krylov_dim=30, recycle_dim=10, rtol=1e-9, history=True)
+    for A in spd[:2]:
+        np.testing.assert_array_equal(one.solve(b, A=A).history, dflt.solve(b, A=A).history)
+    for bad in (0, -1):
+        with pytest.raises(ValueError, match="update_every"):
+            GCRODR(update_every=bad)
+    with pytest.raises(TypeError, match="update_every"):
+        GCRODR(update_every=1.5)
