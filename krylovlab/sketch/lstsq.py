@@ -321,8 +321,8 @@ def _geqrf_r(M):
 _GRAM_TOL = 0.5
 
 
-def _gram_defect(SA, R, steps: int = 8) -> float:
-    """Power-iteration estimate of ‖Q̂ᵀQ̂ − I‖₂ for Q̂ = SA R⁻¹ (∞ when it blows up).
+def _gram_defect(SA, R, damp: float = 0.0, steps: int = 8) -> float:
+    """Power-iteration estimate of ‖Q̂ᵀQ̂ − I‖₂ for Q̂ = [SA; damp·I] R⁻¹ (∞ when it blows up).
 
     Works from SA itself, not from its rounded Gram matrix, so it sees the
     error of forming SAᵀSA as well as the error of the Cholesky factorisation.
@@ -337,10 +337,14 @@ def _gram_defect(SA, R, steps: int = 8) -> float:
     v = np.random.default_rng(20240611).standard_normal(n)
     v /= np.linalg.norm(v)
     lam = 0.0
+    d2 = damp * damp
     with np.errstate(all="ignore"):
         for _ in range(steps):
-            w = SA @ sla.solve_triangular(R, v, check_finite=False)
-            u = sla.solve_triangular(R, SA.T @ w, trans="T", check_finite=False) - v
+            y = sla.solve_triangular(R, v, check_finite=False)
+            g = SA.T @ (SA @ y)
+            if d2:
+                g += d2 * y
+            u = sla.solve_triangular(R, g, trans="T", check_finite=False) - v
             lam = float(np.linalg.norm(u))
             if not math.isfinite(lam):
                 return math.inf
@@ -350,35 +354,49 @@ def _gram_defect(SA, R, steps: int = 8) -> float:
     return lam
 
 
-def _factor(M, n, rcond):
-    """Preconditioner and sketch-and-solve data from M = [S A, S b] (rows of damp·I appended).
+def _factor(SA, Sb, damp, rcond):
+    """Preconditioner and sketch-and-solve data from the sketch S A, S b (damping rows implied).
 
     Returns ``(N, z, how)``: N a `_Precond`, z = Qᵀ S b restricted to N's range
     (the warm start is N.solve_start(z)), ``how`` the factorisation used.
 
-    First choice is Cholesky-QR: the Gram matrix MᵀM by one symmetric rank-k
-    update (BLAS syrk, half the flops of Householder QR and at level-3 speed —
-    0.14 against 0.42 s for a 4000 × 1001 sketch here) and R = chol((SA)ᵀSA).
-    Squaring the condition number makes that R inaccurate once κ(A) nears
-    1/√ε, so it is kept only if the defect of Q̂ = SA R⁻¹ from orthonormality is
-    small (`_gram_defect`) and R is full rank by `_Precond`'s test: then it is
-    as good a preconditioner as the Householder R (κ(Q̂) ≤ √3 multiplies the
+    First choice is Cholesky-QR: the Gram matrix SAᵀSA (+ damp²·I) by one
+    symmetric rank-k update (BLAS syrk, half the flops of Householder QR and at
+    level-3 speed — 0.14 against 0.42 s for a 4000 × 1000 sketch here, and no
+    column-major copy of the sketch) and R = chol of it.  Squaring the
+    condition number makes that R inaccurate once κ(A) nears 1/√ε, so it is
+    kept only if the defect of Q̂ = [SA; damp·I] R⁻¹ from orthonormality is small
+    (`_gram_defect`) and R is full rank by `_Precond`'s test: then it is as
+    good a preconditioner as the Householder R (κ(Q̂) ≤ √3 multiplies the
     sketch distortion).  Otherwise — numerical rank deficiency, Cholesky
-    breakdown, κ(A) beyond ≈ 1e7 — Householder QR of M decides, with the SVD
-    fallback for rank-deficient R.
+    breakdown, κ(A) beyond ≈ 1e7 — Householder QR of [SA, Sb; damp·I, 0]
+    decides, with the SVD fallback for rank-deficient R.
     """
-    SA = M[:, :n]
-    G = sla.blas.dsyrk(1.0, M, trans=1, lower=0)  # upper triangle of MᵀM
-    R, info = sla.lapack.dpotrf(G[:n, :n], lower=0, clean=1, overwrite_a=0)
-    if info == 0 and np.all(np.isfinite(R)) and _gram_defect(SA, R) <= _GRAM_TOL:
+    d, n = SA.shape
+    # SAᵀSA without copying SA: syrk of the transpose of a row-major array is the column-major case
+    if not (SA.flags.c_contiguous or SA.flags.f_contiguous):
+        SA = np.ascontiguousarray(SA)
+    if SA.flags.c_contiguous:
+        G = sla.blas.dsyrk(1.0, SA.T, trans=0, lower=0)
+    else:
+        G = sla.blas.dsyrk(1.0, SA, trans=1, lower=0)
+    if damp > 0:
+        G[np.diag_indices(n)] += damp * damp
+    R, info = sla.lapack.dpotrf(G, lower=0, clean=1, overwrite_a=1)
+    if info == 0 and np.all(np.isfinite(R)) and _gram_defect(SA, R, damp) <= _GRAM_TOL:
         N = _Precond(R, rcond)
         if N.kind == "triangular":
             # z = R⁻ᵀ (SA)ᵀ S b, the last column of the augmented Cholesky factor
-            z = sla.solve_triangular(R, G[:n, n], trans="T", check_finite=False)
+            z = sla.solve_triangular(R, SA.T @ Sb, trans="T", check_finite=False)
             return N, z, "cholesky-qr"
+    M = np.zeros((d + (n if damp > 0 else 0), n + 1), dtype=np.float64, order="F")
+    M[:d, :n] = SA
+    M[:d, n] = Sb
+    if damp > 0:
+        M[d:, :n] = damp * np.eye(n)  # [S A; damp·I]
     Raug = _geqrf_r(M)
-    R, z = Raug[:n, :n], Raug[:n, n].copy()
-    return _Precond(R, rcond), z, "householder-qr"
+    del M
+    return _Precond(Raug[:n, :n], rcond), Raug[:n, n].copy(), "householder-qr"
 
 
 # ------------------------------------------------------------------------------ lstsq
@@ -541,22 +559,18 @@ def _lstsq(op, b, m, n, sketch, sketch_size, mode, solver, damp, atol, btol, ite
         sketch_name = "none" if S is None else sketch.lower()
         if S is None:
             d = m
-    M = np.empty((d + (n if damp > 0 else 0), n + 1), dtype=np.float64, order="F")
     if S is None:
-        M[:m, :n] = op.matrix.toarray() if op.kind == "csr" else op.dense
-        M[:m, n] = b
+        SA = op.matrix.toarray() if op.kind == "csr" else op.dense
+        Sb = b
     else:
-        M[:d, :n] = S @ op.matrix  # S A
-        M[:d, n] = S @ b  # S b
-    if damp > 0:
-        M[d:, :n] = damp * np.eye(n)  # [S A; damp·I]
-        M[d:, n] = 0.0
+        SA = S @ op.matrix  # S A (row-major, d × n)
+        Sb = S @ b
     timings["sketch"] = time.perf_counter() - t0
 
-    # ---------------------------------------------------- 2. QR of [S A, S b], rank check
+    # ---------------------------------------------- 2. factorise the sketch, rank check
     t0 = time.perf_counter()
-    N, z, factor = _factor(M, n, float(rcond))
-    del M
+    N, z, factor = _factor(SA, Sb, damp, float(rcond))
+    del SA
     with threadpool_limits(1, user_api="blas"):  # small dense work: one thread, one BLAS pool
         x = N.solve_start(z) if (warm_start or mode == "sketch-solve") else np.zeros(n)
     timings["factor"] = time.perf_counter() - t0

@@ -169,7 +169,12 @@ def jacobi_parallel(inv_diag, r, z):
     return s
 
 
-@nb.njit(**_jit)
+# Reassociation lets the sum vectorise (one add per 4 cycles otherwise: 122 instead of ~35 ms for
+# 10⁸ entries on 2 threads); without the no-NaN/no-Inf/no-signed-zero flags x·0 cannot be folded to 0.
+_jit_reassoc = dict(nogil=True, cache=True, fastmath={"reassoc"})
+
+
+@nb.njit(**_jit_reassoc)
 def all_finite_serial(x):
     """True when the real 1-D array x holds no NaN or Inf (one streaming pass, no temporaries).
 
@@ -182,7 +187,7 @@ def all_finite_serial(x):
     return acc == 0.0
 
 
-@nb.njit(parallel=True, **_jit)
+@nb.njit(parallel=True, **_jit_reassoc)
 def all_finite_parallel(x):
     acc = 0.0
     for i in nb.prange(x.shape[0]):
