@@ -158,27 +158,46 @@ def _smooth(indptr, indices, data, dinv, x, b, tmp, kind, sweep, iters, omega, r
 # (first k with column ≥ i) and ``up[i]`` where its strictly-upper part starts.
 @nb.njit(**_jit)
 def _sgs_fused(indptr, indices, data, dinv, lo, up, x, b, s, from_zero):
-    """One symmetric Gauss–Seidel sweep in place; s receives the lower sums."""
+    """One symmetric Gauss–Seidel sweep in place; s receives the lower sums.
+
+    A sweep is a chain: x_i needs the x_{i∓1} just computed.  Each row
+    therefore sums everything else first and adds the entry nearest the
+    diagonal on the side just updated (the last of the lower part going
+    forward, the first of the upper part going backward) at the very end, so
+    the latency between one row's store and the next row's is one
+    multiply-add and one multiply, not the whole row's sum.
+    """
     n = x.shape[0]
     # forward: x_i ← (b_i − Σ_{j<i} a_ij x_j^new − Σ_{j>i} a_ij x_j^old) / a_ii
     for i in range(n):
-        lower = 0.0 * b[i]
-        for k in range(np.uint64(indptr[i]), np.uint64(lo[i])):
-            lower += data[k] * x[np.uint64(indices[k])]
-        s[i] = lower
-        if from_zero:
-            x[i] = (b[i] - lower) * dinv[i]
-        else:
-            upper = 0.0 * b[i]
+        k0 = np.uint64(indptr[i])
+        k1 = np.uint64(lo[i])
+        acc = b[i]
+        if not from_zero:
             for k in range(np.uint64(up[i]), np.uint64(indptr[i + 1])):
-                upper += data[k] * x[np.uint64(indices[k])]
-            x[i] = (b[i] - lower - upper) * dinv[i]
+                acc -= data[k] * x[np.uint64(indices[k])]
+        if k1 > k0:
+            last = k1 - np.uint64(1)
+            rest = 0.0 * b[i]
+            for k in range(k0, last):
+                rest += data[k] * x[np.uint64(indices[k])]
+            near = data[last] * x[np.uint64(indices[last])]
+            x[i] = ((acc - rest) - near) * dinv[i]
+            s[i] = rest + near
+        else:
+            x[i] = acc * dinv[i]
+            s[i] = 0.0 * b[i]
     # backward: same formula in reverse order, lower sums reused from s
     for i in range(n - 1, -1, -1):
-        upper = 0.0 * b[i]
-        for k in range(np.uint64(up[i]), np.uint64(indptr[i + 1])):
-            upper += data[k] * x[np.uint64(indices[k])]
-        x[i] = (b[i] - s[i] - upper) * dinv[i]
+        k0 = np.uint64(up[i])
+        k1 = np.uint64(indptr[i + 1])
+        acc = b[i] - s[i]
+        if k1 > k0:
+            for k in range(k0 + np.uint64(1), k1):
+                acc -= data[k] * x[np.uint64(indices[k])]
+            x[i] = (acc - data[k0] * x[np.uint64(indices[k0])]) * dinv[i]
+        else:
+            x[i] = acc * dinv[i]
 
 
 @nb.njit(**_jit)
