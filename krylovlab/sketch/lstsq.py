@@ -321,7 +321,7 @@ def _geqrf_r(M):
 _GRAM_TOL = 0.5
 
 
-def _gram_defect(SA, R, damp: float = 0.0, steps: int = 8) -> float:
+def _gram_defect(SA, R, damp: float = 0.0, steps: int = 5) -> float:
     """Power-iteration estimate of ‖Q̂ᵀQ̂ − I‖₂ for Q̂ = [SA; damp·I] R⁻¹ (∞ when it blows up).
 
     Works from SA itself, not from its rounded Gram matrix, so it sees the
