@@ -420,6 +420,13 @@ class GCRODR(Solver):
             if stall >= _STALL_CYCLES:
                 status = Status.STAGNATION
                 break
+        if extras["updates"] and self._C is not None and self._C.shape[0]:
+            # The Arnoldi basis is orthogonalised by MGS, whose loss of orthogonality (≈ ε·κ) the new C
+            # inherits; one Cholesky-QR step on the stored pair restores CᴴC = I to rounding for the
+            # next solve (C = A M U is kept: U gets the same row transformation).
+            C, Un = self._C.copy(), self._U.copy()
+            if _cholqr_rows(C, Un):
+                self._C, self._U = C, Un
         if status in (Status.RTOL,) and pb.solver.atol > 0 and pb.tol == pb.solver.atol:
             status = Status.ATOL
         history = hist[: its + 1] if hist.size else None
@@ -473,18 +480,8 @@ class GCRODR(Solver):
             apply_B(U[i], Ct[i])  # C̃_i ← A M u_i
         if not np.all(np.isfinite(Ct)):
             return U[:0], Ct[:0]
-        lp = _lapack(dtype)
         C, Un = Ct.copy(), U.copy()
-        for _ in range(2):
-            # rows: C ← R⁻ᵀ C with Rᴴ R = C̄ Cᵀ, i.e. the columns Cᵀ ← Cᵀ R⁻¹ become orthonormal
-            # (in place: the transposed row blocks are Fortran-ordered n × k matrices for trsm)
-            R, info = lp["potrf"](_gemm_h(C, C), lower=0)
-            dg = np.abs(np.diag(R))
-            if info != 0 or not np.all(np.isfinite(dg)) or dg.min() <= 1e-7 * dg.max():
-                break
-            lp["trsm"](1.0, R, C.T, side=1, lower=0, overwrite_b=1)
-            lp["trsm"](1.0, R, Un.T, side=1, lower=0, overwrite_b=1)
-        else:
+        if _cholqr_rows(C, Un) and _cholqr_rows(C, Un):
             return Un, C
         Q, Rr = np.linalg.qr(Ct.T)
         dg = np.abs(np.diag(Rr))
@@ -599,6 +596,21 @@ class GCRODR(Solver):
         CUnew = Q.conj().T @ (VhW @ Y)
         UUnew = Y.conj().T @ (Bw @ Y)  # Uᴴ U = Yᴴ (ŴᴴŴ) Y
         return self._U, knew, (CUnew, UUnew)
+
+
+def _cholqr_rows(C, U) -> bool:
+    """One Cholesky-QR step on the rows of C, in place: C ← R⁻ᵀ C with Rᴴ R = C̄ Cᵀ (so the columns
+    Cᵀ R⁻¹ are orthonormal), and U ← R⁻ᵀ U alike.  Returns False, changing nothing, when the Gram
+    matrix is not safely positive definite (then Householder QR is the caller's fallback)."""
+    lp = _lapack(C.dtype)
+    R, info = lp["potrf"](_gemm_h(C, C), lower=0)
+    dg = np.abs(np.diag(R))
+    if info != 0 or not np.all(np.isfinite(dg)) or dg.min() <= 1e-7 * dg.max():
+        return False
+    # in place: the transposed row blocks are Fortran-ordered n × k matrices for trsm
+    lp["trsm"](1.0, R, C.T, side=1, lower=0, overwrite_b=1)
+    lp["trsm"](1.0, R, U.T, side=1, lower=0, overwrite_b=1)
+    return True
 
 
 def _select(Z, mu, order, kk, complex_ok):
