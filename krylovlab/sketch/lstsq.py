@@ -354,7 +354,7 @@ def _gram_defect(SA, R, damp: float = 0.0, steps: int = 5) -> float:
     return lam
 
 
-def _factor(SA, Sb, damp, rcond):
+def _factor(SA, Sb, damp, rcond, gram=True):
     """Preconditioner and sketch-and-solve data from the sketch S A, S b (damping rows implied).
 
     Returns ``(N, z, how)``: N a `_Precond`, z = Qᵀ S b restricted to N's range
@@ -371,24 +371,29 @@ def _factor(SA, Sb, damp, rcond):
     sketch distortion).  Otherwise — numerical rank deficiency, Cholesky
     breakdown, κ(A) beyond ≈ 1e7 — Householder QR of [SA, Sb; damp·I, 0]
     decides, with the SVD fallback for rank-deficient R.
+
+    ``gram=False`` skips Cholesky-QR: for ``mode="sketch-solve"`` the answer
+    R⁻¹z is returned as it is, and through the Gram matrix it would solve the
+    sketched normal equations, with an error growing like κ(A)² instead of κ(A).
     """
     d, n = SA.shape
-    # SAᵀSA without copying SA: syrk of the transpose of a row-major array is the column-major case
-    if not (SA.flags.c_contiguous or SA.flags.f_contiguous):
-        SA = np.ascontiguousarray(SA)
-    if SA.flags.c_contiguous:
-        G = sla.blas.dsyrk(1.0, SA.T, trans=0, lower=0)
-    else:
-        G = sla.blas.dsyrk(1.0, SA, trans=1, lower=0)
-    if damp > 0:
-        G[np.diag_indices(n)] += damp * damp
-    R, info = sla.lapack.dpotrf(G, lower=0, clean=1, overwrite_a=1)
-    if info == 0 and np.all(np.isfinite(R)) and _gram_defect(SA, R, damp) <= _GRAM_TOL:
-        N = _Precond(R, rcond)
-        if N.kind == "triangular":
-            # z = R⁻ᵀ (SA)ᵀ S b, the last column of the augmented Cholesky factor
-            z = sla.solve_triangular(R, SA.T @ Sb, trans="T", check_finite=False)
-            return N, z, "cholesky-qr"
+    if gram:
+        # SAᵀSA without copying SA: syrk of the transpose of a row-major array is the column-major case
+        if not (SA.flags.c_contiguous or SA.flags.f_contiguous):
+            SA = np.ascontiguousarray(SA)
+        if SA.flags.c_contiguous:
+            G = sla.blas.dsyrk(1.0, SA.T, trans=0, lower=0)
+        else:
+            G = sla.blas.dsyrk(1.0, SA, trans=1, lower=0)
+        if damp > 0:
+            G[np.diag_indices(n)] += damp * damp
+        R, info = sla.lapack.dpotrf(G, lower=0, clean=1, overwrite_a=1)
+        if info == 0 and np.all(np.isfinite(R)) and _gram_defect(SA, R, damp) <= _GRAM_TOL:
+            N = _Precond(R, rcond)
+            if N.kind == "triangular":
+                # z = R⁻ᵀ (SA)ᵀ S b, the last column of the augmented Cholesky factor
+                z = sla.solve_triangular(R, SA.T @ Sb, trans="T", check_finite=False)
+                return N, z, "cholesky-qr"
     M = np.zeros((d + (n if damp > 0 else 0), n + 1), dtype=np.float64, order="F")
     M[:d, :n] = SA
     M[:d, n] = Sb
@@ -569,7 +574,7 @@ def _lstsq(op, b, m, n, sketch, sketch_size, mode, solver, damp, atol, btol, ite
 
     # ---------------------------------------------- 2. factorise the sketch, rank check
     t0 = time.perf_counter()
-    N, z, factor = _factor(SA, Sb, damp, float(rcond))
+    N, z, factor = _factor(SA, Sb, damp, float(rcond), gram=mode == "precondition")
     del SA
     with threadpool_limits(1, user_api="blas"):  # small dense work: one thread, one BLAS pool
         x = N.solve_start(z) if (warm_start or mode == "sketch-solve") else np.zeros(n)

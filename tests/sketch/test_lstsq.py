@@ -176,6 +176,15 @@ def test_sketch_solve_mode():
     assert res.iterations == 0 and not res.converged and res.status == Status.USER_STOP
     assert r_ref <= res.rnorm <= 1.2 * r_ref  # (1 + ε)-optimal residual
     assert res.rnorm == pytest.approx(np.linalg.norm(b - A @ res.x), rel=1e-12)
+    assert res.extras["factor"] == "householder-qr"  # no iteration follows to repair a Gram-matrix answer
+    # the answer is the exact minimiser of ‖S(Ax − b)‖: compare with the same sketch done densely
+    from krylovlab.sketch import GaussianSketch
+
+    S = GaussianSketch(800, 4000, rng=0).todense()
+    A2, b2 = _problem(4000, 20, 1e6, seed=10, consistent=True)
+    res2 = lstsq(A2, b2, mode="sketch-solve", sketch=GaussianSketch(800, 4000, rng=0))
+    x_s = np.linalg.lstsq(S @ A2, S @ b2, rcond=None)[0]
+    assert np.linalg.norm(res2.x - x_s) <= 1e-8 * np.linalg.norm(x_s)
 
 
 def test_small_problem_uses_no_sketch():
