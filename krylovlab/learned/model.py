@@ -447,6 +447,7 @@ class SmoothedDirection:
             self._csr = (csr.indptr, csr.indices, np.ascontiguousarray(csr.data, dtype=np.float64))
             self._lo, self._up = split_diagonal(csr.indptr, csr.indices)
             self._dinv64 = np.ascontiguousarray(self.dinv, dtype=np.float64)
+            self._scale = np.sqrt(self._dinv64) if self.jscale else 1.0  # Jacobi scaling D^-1/2, once
             self.sweeps = (pre, post)
 
     def _net_coarse(self, v):
@@ -460,8 +461,9 @@ class SmoothedDirection:
             zc = zc.repeat(2, axis=ax)
         return zc.reshape(-1)
 
-    def _sgs(self, rhs, count):
-        """``count`` symmetric Gauss–Seidel sweeps on A x = rhs from x = 0; returns (x, rhs − A x)."""
+    def _sgs(self, rhs, count, residual=True):
+        """``count`` symmetric Gauss–Seidel sweeps on A x = rhs from x = 0; returns (x, rhs − A x),
+        the residual only when asked for (else None)."""
         from ..kernels.cpu._amg import _lower_residual_serial, _sgs_fused
 
         indptr, indices, data = self._csr
@@ -469,6 +471,8 @@ class SmoothedDirection:
         s = np.empty_like(rhs)
         for k in range(count):
             _sgs_fused(indptr, indices, data, self._dinv64, self._lo, self._up, x, rhs, s, k == 0)
+        if not residual:
+            return x, None
         _lower_residual_serial(indptr, indices, data, self._lo, x, s)  # s ← rhs − A x (fused with the sweep)
         return x, s
 
@@ -482,7 +486,7 @@ class SmoothedDirection:
             x, rho = self._sgs(r, pre)
         else:
             x, rho = np.zeros_like(r), r.copy()
-        s = np.sqrt(self.dinv) if self.jscale else 1.0
+        s = self._scale
         z = s * net(s * rho)
         Az = self.matvec(z)
         zaz = float(np.dot(z, Az))
@@ -491,7 +495,7 @@ class SmoothedDirection:
             x += alpha * z
             rho -= alpha * Az
         if post:
-            x += self._sgs(rho, post)[0]
+            x += self._sgs(rho, post, residual=False)[0]
         return x
 
     def describe(self) -> str:
