@@ -53,12 +53,14 @@ from typing import Any, Mapping
 import numba
 import numpy as np
 import scipy.linalg as sla
+import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 from threadpoolctl import threadpool_limits
 
-from .._operator import as_operator, check_vector, is_device_array
+from .._operator import _check_finite_values, as_operator, check_vector, is_device_array
 from .._result import Status
 from ..kernels import cpu
+from ..kernels.cpu._sketch import normal_dense_serial
 from .sketches import SketchOperator, make_sketch
 
 __all__ = ["lstsq", "LstsqResult", "linf_sketch_size"]
@@ -168,25 +170,34 @@ def linf_sketch_size(m: int, n: int, eps: float = 0.5, delta: float = 0.01) -> i
     return int(min(max(d, n + 1), m))
 
 
+_SKETCHES = ("sparse-sign", "countsketch", "gaussian", "srht")
+
+
 # --------------------------------------------------------------------------- operator
 class _Tall:
     """A validated tall matrix with the fused normal-equation pass."""
 
-    def __init__(self, A):
+    def __init__(self, A, check_finite: bool = True):
         if is_device_array(A):
             raise TypeError("lstsq runs on the host: pass numpy/scipy inputs (the sketch operators accept CuPy arrays)")
         if isinstance(A, spla.LinearOperator) or (callable(A) and not hasattr(A, "shape")):
             raise TypeError("lstsq needs an explicit matrix (dense array or scipy sparse); a LinearOperator cannot be sketched cheaply")
-        op = as_operator(A, name="A", square=False)
+        op = as_operator(A, name="A", square=False, check_finite=check_finite or sp.issparse(A))
         if op.dtype.kind == "c":
             raise TypeError("lstsq supports real matrices only (got a complex dtype)")
         self.shape = op.shape
+        self.checked = check_finite or op.kind == "csr"  # entries known to be finite
         if op.kind == "csr":
             a = op.csr if op.csr.dtype == np.float64 else op.csr.astype(np.float64)
             self.kind, self.csr, self.dense = "csr", a, None
         else:
             self.kind, self.csr = "dense", None
             self.dense = np.ascontiguousarray(op.dense, dtype=np.float64)
+
+    def check_finite(self):
+        """Raise ValueError if A has a NaN or Inf entry (the scan `as_operator` does)."""
+        _check_finite_values(self.matrix.data if self.kind == "csr" else self.dense, "A")
+        self.checked = True
 
     @property
     def matrix(self):
@@ -338,10 +349,15 @@ def _gram_defect(SA, R, damp: float = 0.0, steps: int = 5) -> float:
     v /= np.linalg.norm(v)
     lam = 0.0
     d2 = damp * damp
+    q = np.empty(SA.shape[0])
+    g = np.empty(n)
     with np.errstate(all="ignore"):
         for _ in range(steps):
             y = sla.solve_triangular(R, v, check_finite=False)
-            g = SA.T @ (SA @ y)
+            if SA.flags.c_contiguous:
+                normal_dense_serial(SA, y, q, False, q, g)  # g ← SAᵀ(SA y), one pass over SA
+            else:
+                g = SA.T @ (SA @ y)
             if d2:
                 g += d2 * y
             u = sla.solve_triangular(R, g, trans="T", check_finite=False) - v
@@ -388,12 +404,17 @@ def _factor(SA, Sb, damp, rcond, gram=True):
         if damp > 0:
             G[np.diag_indices(n)] += damp * damp
         R, info = sla.lapack.dpotrf(G, lower=0, clean=1, overwrite_a=1)
-        if info == 0 and np.all(np.isfinite(R)) and _gram_defect(SA, R, damp) <= _GRAM_TOL:
-            N = _Precond(R, rcond)
-            if N.kind == "triangular":
-                # z = R⁻ᵀ (SA)ᵀ S b, the last column of the augmented Cholesky factor
-                z = sla.solve_triangular(R, SA.T @ Sb, trans="T", check_finite=False)
-                return N, z, "cholesky-qr"
+        # The rest is O(n²)-per-step work, run on one BLAS thread.  Besides, OpenBLAS's idle workers
+        # spin for ~0.1 s after their last threaded call and slow the numba passes that follow on a
+        # 2-core machine (first passes 60-100 instead of 40 ms measured here); this serial stretch
+        # lets that spin run out before the iteration starts instead of re-arming it.
+        with threadpool_limits(1, user_api="blas"):
+            if info == 0 and np.all(np.isfinite(R)) and _gram_defect(SA, R, damp) <= _GRAM_TOL:
+                N = _Precond(R, rcond)
+                if N.kind == "triangular":
+                    # z = R⁻ᵀ (SA)ᵀ S b, the last column of the augmented Cholesky factor
+                    z = sla.solve_triangular(R, SA.T @ Sb, trans="T", check_finite=False)
+                    return N, z, "cholesky-qr"
     M = np.zeros((d + (n if damp > 0 else 0), n + 1), dtype=np.float64, order="F")
     M[:d, :n] = SA
     M[:d, n] = Sb
@@ -488,7 +509,10 @@ def lstsq(A, b, *, sketch: str | SketchOperator = "sparse-sign", sketch_size: in
             raise ValueError(f"{name} must be a finite non-negative number, got {v!r}")
     damp, atol, btol = float(damp), float(atol), float(btol)
 
-    op = _Tall(A)
+    # A built-in sketch mixes every row of A into S A, so a NaN/Inf entry of dense A shows up in S A:
+    # the scan of A (one more pass over it) is then needed only when S A is not finite (see _lstsq).
+    builtin = isinstance(sketch, str) and sketch.lower() in _SKETCHES
+    op = _Tall(A, check_finite=not builtin)
     m, n = op.shape
     if m < n:
         raise ValueError(
@@ -554,7 +578,7 @@ def _lstsq(op, b, m, n, sketch, sketch_size, mode, solver, damp, atol, btol, ite
         d = S.d
         sketch_name = S.name
     else:
-        if not isinstance(sketch, str) or sketch.lower() not in ("sparse-sign", "countsketch", "gaussian", "srht"):
+        if not isinstance(sketch, str) or sketch.lower() not in _SKETCHES:
             raise ValueError(f"unknown sketch {sketch!r}; valid sketches: sparse-sign, countsketch, gaussian, srht")
         d = 4 * n if sketch_size is None else sketch_size
         if isinstance(d, bool) or not isinstance(d, (int, np.integer)) or d < n:
@@ -570,6 +594,8 @@ def _lstsq(op, b, m, n, sketch, sketch_size, mode, solver, damp, atol, btol, ite
     else:
         SA = S @ op.matrix  # S A (row-major, d × n)
         Sb = S @ b
+    if not op.checked and (S is None or not cpu.all_finite(SA.ravel())):
+        op.check_finite()  # raises for NaN/Inf in A; a finite A whose sketch overflowed goes on as before
     timings["sketch"] = time.perf_counter() - t0
 
     # ---------------------------------------------- 2. factorise the sketch, rank check
