@@ -102,9 +102,11 @@ class GMRES(Solver):
         data_pc = j.data if pb.M is None else j.data * j.inv_diag[j.indices]
         m = min(self.restart, pb.b.shape[0])
         cycles_left = 0 if self._max_cycles is None else max(self._max_cycles, 1)
+        n = pb.b.shape[0]
+        V = np.empty((m + 1, n), dtype=pb.dtype)  # the Arnoldi basis, one vector per row
         it, code, rn, nmv, cycles = cpu.gmres_csr(j.indptr, j.indices, j.data, data_pc, j.inv_diag, pb.b, pb.x,
                                                   pb.tol, pb.maxiter, m, cycles_left, j.hist, j.x0_nonzero,
-                                                  j.parallel, j.eps, True)
+                                                  j.parallel, j.eps, True, V, cpu.mgs_blocks_for(n, j.parallel))
         history = pb.history_of(j, it)
         nprec = 0 if pb.M is None else int(it + cycles)
         return Outcome(pb.x, self._status(code, pb), int(it), float(rn), nmatvec=int(nmv), nprec=nprec,
@@ -130,6 +132,7 @@ class GMRES(Solver):
         eps = float(np.finfo(dtype).eps)
         x, b = pb.x, pb.b
         parallel = cpu.use_parallel(n)
+        mgs_blocks = cpu.mgs_blocks_for(n, parallel)
         if not gpu:
             combine = cpu.gs_combine.parallel if parallel else cpu.gs_combine.serial
         V = xp.empty((m + 1, n), dtype=dtype)
@@ -199,7 +202,7 @@ class GMRES(Solver):
                     h1[: j + 1] = c1.get()
                     h2[: j + 1] = c2.get()
                 else:
-                    h0sq, hsq = cpu.mgs_twice_if_tiny(V, j + 1, w, h1, h2, False, j % 2 == 1)  # serial: see gmres_csr
+                    h0sq, hsq = cpu.mgs_twice_if_tiny(V, j + 1, w, h1, h2, mgs_blocks, j % 2 == 1)
                 hnext = math.sqrt(hsq)
                 it += 1
                 k = j + 1

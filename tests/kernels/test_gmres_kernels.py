@@ -137,15 +137,36 @@ def test_fused_modified_gram_schmidt(dtype, n, reverse):
             assert np.abs(V[:k].conj() @ wk).max() <= 50 * t * np.linalg.norm(w0)
 
 
-def test_mgs_second_pass_only_near_breakdown():
-    """`mgs_twice_if_tiny` reorthogonalises only when the remainder is rounding-sized."""
+@pytest.mark.parametrize("nblk", [1, 2, 3])
+def test_mgs_second_pass_only_near_breakdown(nblk):
+    """`mgs_twice_if_tiny` reorthogonalises only when the remainder is rounding-sized (serial and blocked)."""
     rng = np.random.default_rng(2)
     n, k = 500, 4
     V = np.linalg.qr(rng.standard_normal((n, k + 1)))[0].T.copy()
     h1, h2 = np.zeros(k + 1), np.zeros(k + 1)
     w = rng.standard_normal(n)
-    kg.mgs_twice_if_tiny(V, k, w, h1, h2, False, False)
+    w_ref, h_ref = w.copy(), np.zeros(k + 1)
+    kg.mgs_serial(V, k, w_ref, h_ref)
+    kg.mgs_twice_if_tiny(V, k, w, h1, h2, nblk, False)
     assert np.all(h2 == 0)  # a genuine new direction: one pass
+    np.testing.assert_allclose(h1[:k], h_ref[:k], rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(w, w_ref, rtol=1e-12, atol=1e-14)
     w = V[:k].T @ rng.standard_normal(k)  # in span(V): the remainder is rounding
-    s0, s1 = kg.mgs_twice_if_tiny(V, k, w, h1, h2, False, False)
+    s0, s1 = kg.mgs_twice_if_tiny(V, k, w, h1, h2, nblk, False)
     assert np.any(h2[:k] != 0) and s1 <= (1e-14) ** 2 * s0
+
+
+@pytest.mark.parametrize("start", [0, 1, 7, 4093])
+def test_mgs_range_any_start(start):
+    """The sweep on [lo, hi) (unsigned bounds, any start) equals the same arithmetic in numpy."""
+    rng = np.random.default_rng(5)
+    n = 5000
+    V = rng.standard_normal((3, n))
+    w = rng.standard_normal(n)
+    w0 = w.copy()
+    dot, ss = kg._mgs_range(V, 0, 0.3, w, 2, start, n)
+    expect = w0[start:] - 0.3 * V[0, start:]
+    np.testing.assert_allclose(w[start:], expect, rtol=1e-13, atol=1e-14)  # FMA contraction rounds differently
+    assert np.array_equal(w[:start], w0[:start])
+    assert dot == pytest.approx(V[2, start:] @ expect, rel=1e-12)
+    assert ss == pytest.approx(expect @ expect, rel=1e-12)

@@ -109,11 +109,11 @@ from ._gmres import (  # noqa: E402
     gmres_csr,
     gs_combine,
     hessenberg_solve,
-    mgs,
+    mgs_blocks_for,
     mgs_twice_if_tiny,
 )
 
-__all__ += ["mgs", "mgs_twice_if_tiny", "givens", "gmres_csr", "gs_combine",
+__all__ += ["mgs_blocks_for", "mgs_twice_if_tiny", "givens", "gmres_csr", "gs_combine",
             "hessenberg_solve"]
 
 # BiCGSTAB kernels (krylov/bicgstab.py): fused SpMV-with-dots, vector updates, the whole solve
