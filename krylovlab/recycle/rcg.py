@@ -302,14 +302,13 @@ class RCG(Solver):
         xt, xi = x, np.zeros(k, dtype=dtype)
         AWk = AW if k else np.zeros((0, n), dtype=dtype)
         q = np.empty_like(r)
-        gemv_tmp = np.empty(n if np.dtype(dtype).kind == "f" else 0, dtype=dtype)  # BLAS scratch (real data)
         scal = np.array([rho, rn], dtype=dtype)
         it, nwin = 0, 0
         while True:
             if jitted:
                 it_new, code, nwin = cpu.defcg_csr(a.indptr, a.indices, data, d, AWk, k, xt, xi, r, z, pt, nu, tv, q,
                                                    scal, it, pb.maxiter, pb.tol, hist, Pw, APw, nwin,
-                                                   rpq, rbeta, rrho, rmu, gemv_tmp)
+                                                   rpq, rbeta, rrho, rmu)
             else:
                 it_new, code, nwin = self._defcg_python(pb, AW, k, xt, xi, r, z, pt, nu, q, scal, it, hist,
                                                         Pw, APw, nwin, rpq, rbeta, rrho, rmu, W)

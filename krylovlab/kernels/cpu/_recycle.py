@@ -291,9 +291,33 @@ def gcro_cycle_csr(indptr, indices, data, d, W, kc, smax, tol, Ht, R, g, cs, sn,
 
 
 # ----------------------------------------------------------------- deflated CG
+@nb.njit(inline="always", **_jit)
+def _cg_step_range(alpha, xt, pt, q, r, z, d, precond, lo, hi):
+    """On [lo, hi): x̃ += α p̃; r −= α q; z ← D r (z is r itself without D); returns (‖r‖², rᴴz) there."""
+    rr = 0.0
+    rho = q.dtype.type(0)
+    if precond:
+        for i in range(np.uint64(lo), np.uint64(hi)):
+            xt[i] += alpha * pt[i]
+            ri = r[i] - alpha * q[i]
+            r[i] = ri
+            rr += ri.real * ri.real + ri.imag * ri.imag
+            zi = d[i] * ri
+            z[i] = zi
+            rho += np.conj(ri) * zi
+    else:
+        for i in range(np.uint64(lo), np.uint64(hi)):
+            xt[i] += alpha * pt[i]
+            ri = r[i] - alpha * q[i]
+            r[i] = ri
+            rr += ri.real * ri.real + ri.imag * ri.imag
+        rho += rr
+    return rr, rho
+
+
 @nb.njit(**_jit)
 def defcg_csr(indptr, indices, data, d, AW, k, xt, xi, r, z, pt, nu, tv, q, scal, it0, maxiter, tol,
-              hist, Pw, APw, nwin, rpq, rbeta, rrho, rmu, tmp):
+              hist, Pw, APw, nwin, rpq, rbeta, rrho, rmu):
     """Deflated (preconditioned) CG iterations on CSR A, resumable.
 
     The deflation space W (A-orthonormal: W A Wᴴ = I) enters only through
@@ -301,10 +325,10 @@ def defcg_csr(indptr, indices, data, d, AW, k, xt, xi, r, z, pt, nu, tv, q, scal
     ``p = p̃ − W ν`` and the iterate as ``x = x̃ − W ξ``; the caller forms x
     at the end.  ``tv`` carries t = (AW)ᴴ p̃ by the recurrence
     t ← μ + β t, so that pᴴAp = p̃ᴴAp̃ − νᵀ conj(t) comes out of the fused
-    SpMV-dot.  Per iteration AW is used twice: A p = A p̃ − AWᵀ ν (folded
-    into the x/r update sweep) and μ = (AW)ᴴ z.  For real data with ``tmp``
-    an n-vector both are BLAS gemv calls (about 1.5× faster than numba
-    loops on these tall-skinny blocks); otherwise chunked numba sweeps.
+    SpMV-dot.  Per iteration AW is used twice, A p = A p̃ − AWᵀ ν and
+    μ = (AW)ᴴ z, both in the chunked x/r/z update sweep, so AW is read once
+    per iteration (measured here against two BLAS gemv calls: 44.6 against
+    48.8 ms per system on the n = 10⁴ Darcy sequence).
     ``d`` is the Jacobi preconditioner (empty: none; then ``z`` must be
     ``r`` itself).  ``scal = [ρ, ‖r‖]`` carries rᴴz between calls.
 
@@ -323,7 +347,6 @@ def defcg_csr(indptr, indices, data, d, AW, k, xt, xi, r, z, pt, nu, tv, q, scal
     """
     n = r.shape[0]
     precond = d.shape[0] > 0
-    use_blas = tmp.shape[0] == n and k > 0
     rho = scal[0]
     s_k = np.zeros(k, dtype=nu.dtype)
     curv_sign = 0.0
@@ -354,43 +377,22 @@ def defcg_csr(indptr, indices, data, d, AW, k, xt, xi, r, z, pt, nu, tv, q, scal
         alpha = rho / pq
         for j in range(k):
             xi[j] += alpha * nu[j]  # ξ ← ξ + α ν
-        # q ← A p̃ − AWᵀ ν = A p
-        if use_blas:
-            np.dot(nu, AW[:k], tmp)
-            for i in range(n):
-                q[i] -= tmp[i]
-        elif k > 0:
-            for c0 in range(0, n, _CHUNK):
-                _axpys(AW, k, q, c0, min(c0 + _CHUNK, n), nu, -1.0)
-        # x̃ ← x̃ + α p̃ ; r ← r − α q ; z ← M r ; ρ' ← rᴴz
+        # q ← A p̃ − AWᵀ ν = A p ;  x̃ ← x̃ + α p̃ ;  r ← r − α q ;  z ← M r ;  ρ' ← rᴴz ;  μ ← (AW)ᴴ z,
+        # in one chunked sweep: each chunk of AW is read once, for both of its products, while the
+        # chunk of q, r and z is in cache
         rr = 0.0
         rho_new = q.dtype.type(0)
-        if precond:
-            for i in range(n):
-                xt[i] += alpha * pt[i]
-                ri = r[i] - alpha * q[i]
-                r[i] = ri
-                rr += ri.real * ri.real + ri.imag * ri.imag
-                zi = d[i] * ri
-                z[i] = zi
-                rho_new += np.conj(ri) * zi
-        else:
-            for i in range(n):
-                xt[i] += alpha * pt[i]
-                ri = r[i] - alpha * q[i]
-                r[i] = ri
-                rr += ri.real * ri.real + ri.imag * ri.imag
-            rho_new += rr  # (z is r itself)
-        # μ ← (AW)ᴴ z  (W A Wᴴ = I)
-        if use_blas:
-            mu = np.dot(AW[:k], z)
-            for j in range(k):
-                s_k[j] = mu[j]
-        elif k > 0:
-            for j in range(k):
-                s_k[j] = 0
-            for c0 in range(0, n, _CHUNK):
-                _dots(AW, k, z, c0, min(c0 + _CHUNK, n), s_k)
+        for j in range(k):
+            s_k[j] = 0
+        for c0 in range(0, n, _CHUNK):
+            c1 = min(c0 + _CHUNK, n)
+            if k > 0:
+                _axpys(AW, k, q, c0, c1, nu, -1.0)
+            a, b = _cg_step_range(alpha, xt, pt, q, r, z, d, precond, c0, c1)
+            rr += a
+            rho_new += b
+            if k > 0:
+                _dots(AW, k, z, c0, c1, s_k)
         rn = np.sqrt(rr)
         scal[1] = rn
         if hist.shape[0] > it:
