@@ -73,9 +73,12 @@ class RCG(Solver):
         ℓ, the length of a harvest window (default 24); 0 disables learning
         (the deflation space then stays as it is).
     harvest_windows : int
-        Harvest at most this many windows per solve (default 6): the
-        Rayleigh–Ritz updates cost dense work, and the early windows of a
-        solve carry most of what the next solve needs.
+        Harvest at most this many windows per solve (default 3): the
+        Rayleigh–Ritz updates and the stored windows cost time, and the
+        early windows of a solve carry most of what the next solve needs
+        (Darcy sequences, n = 2 500 and 10⁴: 152 and 309 matvecs per system
+        with 3 windows against 151 and 303 with 6, in 9.2 and 40.7 against
+        13.4 and 48.4 ms per system).
     rtol, atol, maxiter, M, monitors, history
         As for every `Solver`; ``M`` must be SPD.
     warm_start : {"projection", "previous"}
@@ -110,7 +113,7 @@ class RCG(Solver):
     method = "rcg"
     norm = "residual 2-norm ||r_k|| (recursive; confirmed on the true residual)"
 
-    def __init__(self, A=None, *, recycle_dim=8, harvest_dim=24, harvest_windows=6, rtol=1e-5, atol=0.0,
+    def __init__(self, A=None, *, recycle_dim=8, harvest_dim=24, harvest_windows=3, rtol=1e-5, atol=0.0,
                  maxiter=None, M=None, monitors=(), history=False, warm_start="projection", same_operator=None):
         self.recycle_dim = check_dim(recycle_dim, "recycle_dim", 0)
         self.harvest_dim = check_dim(harvest_dim, "harvest_dim", 0)
