@@ -35,12 +35,16 @@ from ._blas import (
 )
 
 _jit = dict(cache=True, nogil=True)
+# the r update's two reductions may be reassociated (SIMD, several accumulators): with one scalar
+# chain each, an add's latency bounds the loop once the vectors are in cache; no finite-math
+# assumptions, so the NaN/Inf checks on the sums stay valid
+_jit_reduce = dict(cache=True, nogil=True, fastmath={"reassoc"})
 
 # keep in sync with krylovlab._result.Status
 _RTOL, _MAXITER, _INDEFINITE, _NANORINF, _PC_FAILED = 2, -3, -8, -9, -11
 
 
-@nb.njit(**_jit)
+@nb.njit(**_jit_reduce)
 def r_update_serial(alpha, q, r, inv_diag):
     """r ← r − α q; return (‖r‖², rᴴD⁻¹r) (the second is 0 when inv_diag is empty)."""
     precond = inv_diag.shape[0] > 0
@@ -55,7 +59,7 @@ def r_update_serial(alpha, q, r, inv_diag):
     return ss, rho
 
 
-@nb.njit(parallel=True, **_jit)
+@nb.njit(parallel=True, **_jit_reduce)
 def r_update_parallel(alpha, q, r, inv_diag):
     precond = inv_diag.shape[0] > 0
     ss = 0.0
