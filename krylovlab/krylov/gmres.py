@@ -107,9 +107,9 @@ class GMRES(Solver):
         j = pb.jit_inputs()
         # right preconditioning by D⁻¹ folded into the matrix (A·D⁻¹): it costs nothing per step
         data_pc = j.data if pb.M is None else j.data * j.inv_diag[j.indices]
-        m = min(self.restart, pb.b.shape[0])
-        cycles_left = 0 if self._max_cycles is None else max(self._max_cycles, 1)
         n = pb.b.shape[0]
+        m = min(self.restart, n)
+        cycles_left = 0 if self._max_cycles is None else max(self._max_cycles, 1)
         # the Arnoldi basis, one vector per row; rows padded by 8 entries (see _BASIS_PAD)
         V = np.empty((m + 1, n + _BASIS_PAD), dtype=pb.dtype)
         it, code, rn, nmv, cycles = cpu.gmres_csr(j.indptr, j.indices, j.data, data_pc, j.inv_diag, pb.b, pb.x,

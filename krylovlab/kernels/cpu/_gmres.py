@@ -245,7 +245,7 @@ def _residual_parallel(indptr, indices, data, b, x, r):
 
 @nb.njit(**_jit)
 def _store_scaled(w, a, out, parallel):
-    """out ← a·w (out may be of a narrower dtype: the rounding is the compressed-basis storage)."""
+    """out ← a·w over w's length (out may be longer: padded basis rows)."""
     if parallel:
         _store_scaled_parallel(w, a, out)
     else:
@@ -277,7 +277,8 @@ def gmres_csr(indptr, indices, data, data_pc, inv_diag, b, x, tol, maxiter, rest
     ``mgs_blocks`` > 1 threads the Gram–Schmidt sweeps over that many row
     blocks (`mgs_blocks_for`).
 
-    ``V`` (``(restart + 1, n)``, C order, b's dtype) is the basis storage;
+    ``V`` (``(restart + 1, n + pad)``, C order, b's dtype) is the basis
+    storage; only the first n entries of a row are read or written;
     each new vector is formed in a separate work vector that stays in cache
     and written to V once, normalised.
 
