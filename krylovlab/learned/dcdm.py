@@ -53,7 +53,7 @@ import numpy as np
 from .._operator import as_preconditioner
 from .._result import Status
 from .._solver import Outcome, Problem, Solver
-from .model import ConvDirectionModel, SmoothedDirection, load_model
+from .model import ConvDirectionModel, SmoothedDirection, coefficient_feature, load_model
 
 __all__ = ["DCDM"]
 
@@ -332,6 +332,13 @@ def _resolve_model(source, grid, op):
         if model.config["smooth"]:  # the network between smoothing sweeps with this A
             host_csr = op.kind == "csr" and not op.device and op.dtype == np.float64
             return SmoothedDirection(model, op.matvec, op.diagonal, csr=op.csr if host_csr else None)
+        if model.config["coef"]:  # a private copy reading this A's coefficients
+            if op.diagonal is None:
+                raise ValueError("this DCDM model reads A's coefficients from its diagonal: pass an explicit "
+                                 "matrix (sparse or dense)")
+            model = model.with_grid(grid)
+            diag = op.diagonal.get() if hasattr(op.diagonal, "get") else op.diagonal
+            model.set_feature(coefficient_feature(np.asarray(diag), grid, grid))
         return model
     if _is_torch_module(source):
         if grid is None:

@@ -47,11 +47,11 @@ from importlib import resources
 import numpy as np
 
 __all__ = ["ConvDirectionModel", "SmoothedDirection", "smoothed_apply", "default_weights_path", "load_model",
-           "CONFIG_KEYS", "SGS_SWEEPS"]
+           "coefficient_feature", "CONFIG_KEYS", "SGS_SWEEPS"]
 
 #: configuration stored with the weights (and its defaults)
 CONFIG_KEYS = {"dim": 2, "channels": 16, "n_pre": 1, "n_coarse": 2, "n_post": 1, "levels": 0, "min_coarse": 4,
-               "bias": 1, "smooth": 0, "omega_pct": 80, "jscale": 0, "coarsen": 0}
+               "bias": 1, "smooth": 0, "omega_pct": 80, "jscale": 0, "coarsen": 0, "coef": 0}
 
 _SHIPPED = "dcdm2d_c16.npz"
 
@@ -98,7 +98,32 @@ def check_config(cfg: dict) -> dict:
         raise ValueError("model config needs smooth >= 0, 0 < omega_pct < 200 and jscale 0 or 1")
     if out["coarsen"] not in (0, 1) or (out["coarsen"] and not out["smooth"]):
         raise ValueError("model config coarsen must be 0 or 1, and 1 needs smooth > 0")
+    if out["coef"] not in (0, 1):
+        raise ValueError("model config coef must be 0 or 1")
     return out
+
+
+def coefficient_feature(diagonal, grid, net_grid) -> np.ndarray:
+    """The coefficient channel of a ``coef=1`` network: log diag(A), block-averaged onto ``net_grid``, minus its mean.
+
+    ``diagonal`` is A's diagonal on ``grid`` (C order); ``net_grid`` is the grid the
+    network runs on (``grid`` itself, or every side divided by the same power of 2).
+    For a diffusion matrix −∇·(a∇u) the diagonal is the sum of the face
+    coefficients, so this is log a up to a constant: the mean is removed because
+    the network's input r/rms(r) and the line search already take out the overall
+    scale.  Returns float32 of shape ``net_grid``.
+    """
+    d = np.asarray(diagonal, dtype=np.float64).real.reshape(grid)
+    if not np.all(d > 0) or not np.all(np.isfinite(d)):
+        raise ValueError("the coefficient channel needs a finite, positive diagonal (A symmetric positive definite)")
+    f = np.log(d)
+    for axis, (g, c) in enumerate(zip(grid, net_grid)):
+        if g % c:
+            raise ValueError(f"cannot average grid {grid} onto {net_grid}")
+        k = g // c
+        if k > 1:
+            f = f.reshape(f.shape[:axis] + (c, k) + f.shape[axis + 1:]).mean(axis=axis + 1)
+    return (f - f.mean()).astype(np.float32)
 
 
 def plan_levels(grid: tuple[int, ...], cfg: dict) -> int:
@@ -140,7 +165,7 @@ class ConvDirectionModel:
         self.config = check_config(dict(config))
         c, dim = self.config["channels"], self.config["dim"]
         k = (3,) * dim
-        expect = {"in.w": (c, 1, *k), "in.b": (c,), "out.w": (c,), "out.b": ()}
+        expect = {"in.w": (c, 1 + self.config["coef"], *k), "in.b": (c,), "out.w": (c,), "out.b": ()}
         for name, _ in block_names(self.config):
             expect[f"{name}.w"] = (c, c, *k)
             expect[f"{name}.b"] = (c,)
@@ -161,6 +186,7 @@ class ConvDirectionModel:
         self._device_weights = None
         self._work: dict = {}
         self.grid = None
+        self.feature = None
         if grid is not None:
             self.set_grid(grid)
 
@@ -207,16 +233,37 @@ class ConvDirectionModel:
         if len(grid) != self.config["dim"]:
             raise ValueError(f"this DCDM model is {self.config['dim']}-D, but grid={grid} has {len(grid)} dimensions")
         self.levels = plan_levels(grid, self.config)
+        if grid != self.grid:
+            self.feature = None
         self.grid = grid
         self.n = int(np.prod(grid))
 
     def with_grid(self, grid) -> "ConvDirectionModel":
-        """A model sharing these weights on another grid."""
+        """A model sharing these weights on another grid (with no coefficient channel set)."""
         other = object.__new__(type(self))
         other.config, other.weights = self.config, self.weights
-        other._device_weights, other._work, other.grid = None, {}, None
+        other._device_weights, other._work, other.grid, other.feature = None, {}, None, None
         other.set_grid(grid)
         return other
+
+    def set_feature(self, feature) -> None:
+        """Set the coefficient channel of a ``coef=1`` model (see `coefficient_feature`), shape ``grid``."""
+        if not self.config["coef"]:
+            raise ValueError("this DCDM model has no coefficient channel (config coef=0)")
+        if self.grid is None:
+            raise ValueError("set the model's grid before its coefficient channel")
+        f = np.asarray(feature, dtype=np.float32)
+        if f.shape != self.grid or not np.all(np.isfinite(f)):
+            raise ValueError(f"the coefficient channel must be finite with shape {self.grid}, got {f.shape}")
+        self.feature = f
+        for bufs in self._work.values():
+            self._fill_feature(bufs)
+
+    def _fill_feature(self, bufs):
+        if self.feature is not None:
+            inner = (1,) + (slice(1, -1),) * len(self.grid)
+            xp = __import__("cupy") if type(bufs["input"]).__module__.split(".")[0] == "cupy" else np
+            bufs["input"][inner] = xp.asarray(self.feature)
 
     # ------------------------------------------------------------------------ forward
     def __call__(self, r):
@@ -235,6 +282,9 @@ class ConvDirectionModel:
 
             xp = np
             weights = self.weights
+        if self.config["coef"] and self.feature is None:
+            raise ValueError("this DCDM model reads A's coefficients: use it through DCDM (which sets them from "
+                             "A's diagonal) or call set_feature(coefficient_feature(diag(A), grid, grid))")
         bufs = self._buffers(xp)
         nrm = float(xp.linalg.norm(r)) if xp is not np else float(np.sqrt(np.dot(r, r).real))
         y = bufs["y"]
@@ -291,9 +341,10 @@ class ConvDirectionModel:
             self._work[key] = {
                 "grid": self.grid,
                 "levels": levels,
-                "input": xp.zeros((1, *(d + 2 for d in self.grid)), dtype=xp.float32),
+                "input": xp.zeros((1 + self.config["coef"], *(d + 2 for d in self.grid)), dtype=xp.float32),
                 "y": xp.zeros(self.n, dtype=xp.float32),
             }
+            self._fill_feature(self._work[key])
         return self._work[key]
 
     def _gpu_weights(self):
@@ -315,7 +366,7 @@ class ConvDirectionModel:
             total += scale * 2 * (cfg["n_pre"] + cfg["n_post"]) * conv
             scale /= 2**dim
         total += scale * 2 * cfg["n_coarse"] * conv
-        return total + c * taps + c
+        return total + c * taps * (1 + cfg["coef"]) + c
 
     def __repr__(self):
         return f"ConvDirectionModel(config={self.config}, grid={self.grid}, params={self.n_params})"
@@ -423,7 +474,6 @@ class SmoothedDirection:
         d = diagonal.real if hasattr(diagonal, "real") else diagonal
         if not bool((d > 0).all()):
             raise ValueError("the smoothed DCDM model needs a positive diagonal (A symmetric positive definite)")
-        self.net = net
         self.grid = net.grid
         if net.config["coarsen"]:  # the network runs on the 2× coarser grid, between restriction and prolongation
             if any(g % 4 for g in net.grid):
@@ -432,6 +482,13 @@ class SmoothedDirection:
             self._coarse = net.with_grid(tuple(g // 2 for g in net.grid))
         else:
             self._coarse = None
+            if net.config["coef"]:  # a private copy: the coefficient channel belongs to this A
+                net = net.with_grid(net.grid)
+        self.net = net
+        if net.config["coef"]:
+            host = np.asarray(diagonal.get() if hasattr(diagonal, "get") else diagonal)
+            bound = self._coarse if self._coarse is not None else net
+            bound.set_feature(coefficient_feature(host, self.grid, bound.grid))
         self.matvec = matvec
         self.dinv = 1.0 / d
         cfg = net.config

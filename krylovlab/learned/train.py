@@ -34,9 +34,10 @@ import scipy.linalg as sla
 import scipy.sparse.linalg as spla
 
 from ._fields import diffusion_matrix, face_coefficients, lognormal_field
-from .model import CONFIG_KEYS, ConvDirectionModel, block_names, check_config, plan_levels, smoothed_apply
+from .model import (CONFIG_KEYS, ConvDirectionModel, block_names, check_config, coefficient_feature, plan_levels,
+                    smoothed_apply)
 
-__all__ = ["lanczos_ritz", "ritz_rhs", "DCDMNet", "train", "to_model", "from_model"]
+__all__ = ["lanczos_ritz", "ritz_rhs", "dcdm_residuals", "DCDMNet", "train", "to_model", "from_model"]
 
 
 def _torch():
@@ -121,7 +122,7 @@ def DCDMNet(config: dict | None = None):
             c = cfg["channels"]
             self.convs = nn.ModuleDict()
             bias = bool(cfg["bias"])
-            self.convs["in"] = conv_cls(1, c, 3, padding=1, bias=bias)
+            self.convs["in"] = conv_cls(1 + cfg["coef"], c, 3, padding=1, bias=bias)
             for name, _ in block_names(cfg):
                 self.convs[name.replace(".", "_")] = conv_cls(c, c, 3, padding=1, bias=bias)
             self.out = nn.Linear(c, 1, bias=bias)
@@ -145,15 +146,23 @@ def DCDMNet(config: dict | None = None):
             h = F.interpolate(c, scale_factor=2, mode="nearest") + skip
             return self._blocks("post", h)
 
-        def forward(self, b):
-            """b: (batch, *grid) → (batch, *grid); each sample is first scaled to unit RMS."""
+        def forward(self, b, feature=None):
+            """b: (batch, *grid) → (batch, *grid); each sample is first scaled to unit RMS.
+
+            ``feature`` (coef=1 models): the coefficient channel, broadcastable to b
+            (`krylovlab.learned.model.coefficient_feature`)."""
             grid = tuple(b.shape[1:])
             levels = plan_levels(grid, cfg)
             # RMS normalisation (each sample scaled to unit mean square), as the inference model does
             dims = tuple(range(1, b.ndim))
             rms = torch.sqrt((b * b).mean(dims, keepdim=True))
             b = b / torch.where(rms > 0, rms, torch.ones_like(rms))
-            h = self.convs["in"](b.unsqueeze(1))
+            x = b.unsqueeze(1)
+            if cfg["coef"]:
+                if feature is None:
+                    raise ValueError("this network has a coefficient channel: pass feature=")
+                x = torch.cat([x, torch.as_tensor(feature, dtype=b.dtype).expand_as(b).unsqueeze(1)], dim=1)
+            h = self.convs["in"](x)
             h = self._level(h, 0, levels)
             h = torch.movedim(h, 1, -1)
             return self.out(h).squeeze(-1)
@@ -174,14 +183,37 @@ def to_model(net, grid=None) -> ConvDirectionModel:
     return ConvDirectionModel(weights, net.config, grid=grid)
 
 
-def from_model(model: ConvDirectionModel):
-    """The `DCDMNet` holding a `ConvDirectionModel`'s weights (to fine-tune shipped weights)."""
+def _widened(base: dict, config: dict | None) -> dict:
+    """``base`` updated by ``config``, which may only add the coefficient channel."""
+    cfg = check_config({**base, **(config or {})})
+    def rest(c):
+        return {k: v for k, v in c.items() if k != "coef"}
+
+    if rest(cfg) != rest(base) or cfg["coef"] < base["coef"]:
+        raise ValueError(f"config {config} differs from the config of the initial weights {base} by more than "
+                         "an added coefficient channel")
+    return cfg
+
+
+def from_model(model: ConvDirectionModel, config: dict | None = None):
+    """The `DCDMNet` holding a `ConvDirectionModel`'s weights (to fine-tune shipped weights).
+
+    ``config`` may add the coefficient channel (``coef=1``) to a model without one; its
+    input weights start at zero, so the network starts out computing exactly what
+    ``model`` computes.  Every other key must match.
+    """
     torch = _torch()
-    net = DCDMNet(model.config)
+    cfg = _widened(model.config, config)
+    net = DCDMNet(cfg)
     with torch.no_grad():
         for key, conv in net.convs.items():
             name = key.replace("_", ".")
-            conv.weight.copy_(torch.from_numpy(model.weights[f"{name}.w"]))
+            w = torch.from_numpy(model.weights[f"{name}.w"])
+            if name == "in" and w.shape[1] < conv.weight.shape[1]:
+                conv.weight.zero_()
+                conv.weight[:, : w.shape[1]] = w
+                continue
+            conv.weight.copy_(w)
             if conv.bias is not None:
                 conv.bias.copy_(torch.from_numpy(model.weights[f"{name}.b"]))
         net.out.weight.copy_(torch.from_numpy(model.weights["out.w"][None, :]))
@@ -211,15 +243,61 @@ def _training_systems(grids, n_fields, sigma, length, ritz, rng, verbose=False):
             with threadpool_limits(limits=1, user_api="blas"):
                 _, V = lanczos_ritz(A, min(ritz, A.shape[0]), rng=rng)
             gram = V.T @ spla.splu(A.tocsc()).solve(V)  # VᵀA⁻¹V, for the energy loss
-            systems.append((grid, face_coefficients(a), V, 0.5 * (gram + gram.T)))
+            systems.append((grid, face_coefficients(a), V, 0.5 * (gram + gram.T), A))
             if verbose:
                 print(f"training matrix {len(systems)}: grid {grid}, {V.shape[1]} Ritz vectors", flush=True)
     return systems
 
 
+def dcdm_residuals(A, grid, model, count, *, rng=None, rtol=1e-6, maxiter=300, lu=None):
+    """The residuals DCDM hands its direction model while solving ``A x = b`` for ``count`` right-hand sides.
+
+    Half the right-hand sides are white noise (what `bench/dcdm.py` solves), half
+    smooth (white noise after 20 damped-Jacobi sweeps).  Each solve runs DCDM with
+    ``model`` (a `ConvDirectionModel`, or anything DCDM's ``model=`` accepts) and
+    records every vector the model is applied to.  Returns ``(R, energy)``: the
+    recorded residuals as unit rows (float64, ``(k, n)``) and ``rᵀA⁻¹r`` of each,
+    computed with a sparse LU of A (``lu`` to reuse one).
+
+    These are the inputs the model meets in use.  After the first step they are
+    dominated by what the model handled worst, which a Ritz-vector training set
+    of a large grid barely contains; training on them ("on-policy" data) aims
+    the loss at the iterations DCDM actually spends.
+    """
+    from ..learned.dcdm import DCDM
+
+    rng = np.random.default_rng(rng)
+    A = A.tocsr()
+    n = A.shape[0]
+    lu = spla.splu(A.tocsc()) if lu is None else lu
+    dinv = 1.0 / A.diagonal()
+    seen = []
+    solver = DCDM(A, grid=grid, model=model, rtol=rtol, maxiter=maxiter)
+    inner = solver.model
+
+    def recording(r):
+        seen.append(np.array(r, dtype=np.float64))
+        return inner(r)
+
+    solver.model = recording
+    for j in range(count):
+        b = rng.standard_normal(n)
+        if j % 2:
+            x = np.zeros(n)
+            for _ in range(20):
+                x += 0.8 * dinv * (b - A @ x)
+            b = x
+        solver.solve(b)
+    R = np.array(seen)
+    R /= np.linalg.norm(R, axis=1, keepdims=True)
+    energy = np.einsum("ij,ji->i", R, lu.solve(R.T))
+    return R, energy
+
+
 def train(out=None, *, grids=((32, 32), (64, 64)), n_fields=3, sigma=1.0, length=0.1, ritz=400,
           config=None, batch=16, lr=2e-3, minutes=5.0, max_steps=20_000, seed=0, log_every=50,
-          threads=None, verbose=True, loss="residual"):
+          threads=None, verbose=True, loss="residual", init=None, onpolicy=0, onpolicy_frac=0.5,
+          onpolicy_rounds=1):
     """Train a DCDM network on 2D/3D diffusion systems and optionally save it to ``out`` (.npz).
 
     Parameters
@@ -247,6 +325,17 @@ def train(out=None, *, grids=((32, 32), (64, 64)), n_fields=3, sigma=1.0, length
         per training matrix with a sparse factorisation).
     seed : int
         Seeds numpy (fields, Lanczos, right-hand sides) and torch (initial weights).
+    init : path or ConvDirectionModel, optional
+        Start from these weights (fine-tuning).  ``config`` may only add the coefficient channel
+        (``{"coef": 1}``, input weights starting at zero; see `from_model`).
+    onpolicy : int
+        DCDM solves per training matrix whose residuals (`dcdm_residuals`) join the data;
+        0 trains on Ritz right-hand sides only (the paper's recipe).
+    onpolicy_frac : float
+        Fraction of batches drawn from those residuals (on matrices that have them).
+    onpolicy_rounds : int
+        How often the residuals are harvested, evenly over the budget, each time with
+        the network as trained so far (1: once, with the initial network).
 
     Returns
     -------
@@ -260,6 +349,12 @@ def train(out=None, *, grids=((32, 32), (64, 64)), n_fields=3, sigma=1.0, length
         raise ValueError(f"loss must be 'residual' (the paper's) or 'energy', got {loss!r}")
     if threads is not None:
         torch.set_num_threads(int(threads))
+    init_name = None if init is None or isinstance(init, ConvDirectionModel) else str(init)
+    if init is not None:
+        init = init if isinstance(init, ConvDirectionModel) else ConvDirectionModel.load(init)
+        config = _widened(init.config, config)  # checked before the data is built
+    if onpolicy < 0 or not 0.0 <= onpolicy_frac <= 1.0 or onpolicy_rounds < 1:
+        raise ValueError("need onpolicy >= 0, 0 <= onpolicy_frac <= 1 and onpolicy_rounds >= 1")
     cfg = check_config(dict(config or {}))
     grids = [tuple(int(g) for g in grid) for grid in grids]
     for grid in grids:
@@ -271,35 +366,68 @@ def train(out=None, *, grids=((32, 32), (64, 64)), n_fields=3, sigma=1.0, length
     t0 = time.perf_counter()
     systems = _training_systems(grids, n_fields, sigma, length, ritz, rng, verbose)
     t_data = time.perf_counter() - t0
+    def feature(grid, faces):  # the coefficient channel on the network's grid (coef=1), else None
+        if not cfg["coef"]:
+            return None
+        net_grid = tuple(g // 2 for g in grid) if cfg["coarsen"] else grid
+        return torch.from_numpy(coefficient_feature(diffusion_diagonal(faces).ravel(), grid, net_grid)[None])
+
     tsystems = [(grid, [torch.from_numpy(f[None].astype(np.float32)) for f in faces], (V, gram),
-                 torch.from_numpy((1.0 / diffusion_diagonal(faces))[None].astype(np.float32)))
-                for grid, faces, V, gram in systems]
-    net = DCDMNet(cfg)
+                 torch.from_numpy((1.0 / diffusion_diagonal(faces))[None].astype(np.float32)), feature(grid, faces))
+                for grid, faces, V, gram, _ in systems]
+    net = DCDMNet(cfg) if init is None else from_model(init, cfg)
+    lus = [spla.splu(A.tocsc()) for *_, A in systems] if onpolicy else []
+    pools, harvests, t_harvest = [None] * len(systems), 0, 0.0
+
+    def harvest():
+        nonlocal t_harvest
+        th = time.perf_counter()
+        current = to_model(net)
+        for i, (grid, *_, A) in enumerate(systems):
+            if cfg["coarsen"] and any(g % 4 for g in grid):
+                continue  # the smoothed model needs multiples of 4
+            pools[i] = dcdm_residuals(A, grid, current, onpolicy, rng=rng, lu=lus[i])
+        t_harvest += time.perf_counter() - th
+        if verbose:
+            print(f"on-policy residuals: {sum(len(p[0]) for p in pools if p)} from {len(systems)} matrices "
+                  f"({time.perf_counter() - th:.1f} s)", flush=True)
+
     opt = torch.optim.Adam(net.parameters(), lr=lr)
     from ._fields import diffusion_apply
 
-    def coarse_net(v):  # restrict (2×2 sums), the network on the coarse grid, prolong (piecewise constant)
+    def coarse_net(v, feat):  # restrict (2×2 sums), the network on the coarse grid, prolong (piecewise constant)
         F = torch.nn.functional
         pool = F.avg_pool2d if cfg["dim"] == 2 else F.avg_pool3d
-        zc = net(pool(v.unsqueeze(1), 2).squeeze(1))
+        zc = net(pool(v.unsqueeze(1), 2).squeeze(1), feat)
         return F.interpolate(zc.unsqueeze(1), scale_factor=2, mode="nearest").squeeze(1)
 
     budget = 60.0 * minutes
     t1 = time.perf_counter()
     history, running, step = [], 0.0, 0
-    while step < max_steps and time.perf_counter() - t1 < budget:
-        grid, faces, (V, gram), dinv = tsystems[int(rng.integers(len(tsystems)))]
-        b, bAinvb = ritz_rhs(V, batch, rng=rng, gram=gram)
+    while step < max_steps and time.perf_counter() - t1 - t_harvest < budget:
+        progress = min(1.0, max(step / max_steps, (time.perf_counter() - t1 - t_harvest) / budget))
+        if onpolicy and harvests < onpolicy_rounds and progress >= harvests / onpolicy_rounds:
+            harvest()
+            harvests += 1
+        pick = int(rng.integers(len(tsystems)))
+        grid, faces, (V, gram), dinv, feat = tsystems[pick]
+        if pools[pick] is not None and rng.random() < onpolicy_frac:
+            R, energy = pools[pick]
+            rows = rng.integers(len(R), size=batch)
+            b, bAinvb = R[rows], energy[rows]
+        else:
+            b, bAinvb = ritz_rhs(V, batch, rng=rng, gram=gram)
         b = torch.from_numpy(b.astype(np.float32)).reshape(batch, *grid)
         fb = [f.expand(batch, *f.shape[1:]) for f in faces]
         dims = tuple(range(1, b.ndim))
         if cfg["smooth"]:
-            q = smoothed_apply(coarse_net if cfg["coarsen"] else net, lambda v: diffusion_apply(fb, v, xp=torch),
+            q = smoothed_apply((lambda v: coarse_net(v, feat)) if cfg["coarsen"] else (lambda v: net(v, feat)),
+                               lambda v: diffusion_apply(fb, v, xp=torch),
                                dinv, b, cfg["smooth"],
                                cfg["omega_pct"] / 100.0, cfg["jscale"],
                                lambda u, v: (u * v).sum(dims, keepdim=True), tiny=1e-30)
         else:
-            q = net(b)
+            q = net(b, feat)
         Aq = diffusion_apply(fb, q, xp=torch)
         qb, qaq = (q * b).sum(dims), (q * Aq).sum(dims)
         if loss_kind == "energy":
@@ -310,8 +438,7 @@ def train(out=None, *, grids=((32, 32), (64, 64)), n_fields=3, sigma=1.0, length
             loss = ((b - alpha * Aq) ** 2).sum(dims).mean()
         opt.zero_grad()
         loss.backward()
-        # cosine decay over whichever budget (steps or wall time) is further along
-        progress = min(1.0, max(step / max_steps, (time.perf_counter() - t1) / budget))
+        # cosine decay over whichever budget (steps or wall time, harvests excluded) is further along
         for group in opt.param_groups:
             group["lr"] = lr * 0.5 * (1.0 + math.cos(math.pi * progress))
         opt.step()
@@ -325,8 +452,10 @@ def train(out=None, *, grids=((32, 32), (64, 64)), n_fields=3, sigma=1.0, length
     model = to_model(net)
     log = {"seed": seed, "grids": [list(g) for g in grids], "n_fields": n_fields, "sigma": sigma, "length": length,
            "ritz": ritz, "loss": loss_kind, "batch": batch, "lr": lr, "steps": step, "max_steps": max_steps,
-           "minutes": minutes,
-           "config": cfg, "data_seconds": round(t_data, 1), "train_seconds": round(time.perf_counter() - t1, 1),
+           "minutes": minutes, "init": init_name, "onpolicy": onpolicy,
+           "onpolicy_frac": onpolicy_frac, "onpolicy_rounds": onpolicy_rounds,
+           "harvest_seconds": round(t_harvest, 1), "config": cfg, "data_seconds": round(t_data, 1),
+           "train_seconds": round(time.perf_counter() - t1, 1),
            "loss_history": [round(v, 6) for v in history], "torch": torch.__version__}
     if out is not None:
         model.save(out, meta={k: v for k, v in log.items() if k != "loss_history"})

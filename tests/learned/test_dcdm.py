@@ -403,3 +403,101 @@ def test_safeguarded_directions_stay_A_orthogonal(rng):
     assert (np.abs(G - np.diag(np.diag(G))) / np.outer(d, d)).max() < 1e-10
     for p, ap in zip(P, AP):
         np.testing.assert_allclose(A @ p, ap, rtol=1e-12, atol=1e-12 * np.abs(ap).max())
+
+
+# ------------------------------------------------------------------------------ the coefficient channel
+def _with_coef(model, scale, rng):
+    """``model`` with a coefficient channel whose input weights are ``scale`` × random."""
+    from krylovlab.learned.model import ConvDirectionModel as Conv
+
+    w = dict(model.weights)
+    extra = scale * rng.standard_normal(w["in.w"][:, :1].shape).astype(np.float32)
+    w["in.w"] = np.concatenate([w["in.w"], extra], axis=1)
+    return Conv(w, {**model.config, "coef": 1})
+
+
+def test_coefficient_feature_is_centred_log_diagonal_averaged():
+    from krylovlab.learned.model import coefficient_feature
+
+    d = np.exp(np.random.default_rng(0).standard_normal((8, 12)))
+    f = coefficient_feature(d.ravel(), (8, 12), (8, 12))
+    np.testing.assert_allclose(f, np.log(d) - np.log(d).mean(), rtol=1e-5, atol=1e-6)
+    c = coefficient_feature(d.ravel(), (8, 12), (4, 6))
+    blocks = np.log(d).reshape(4, 2, 6, 2).mean(axis=(1, 3))
+    np.testing.assert_allclose(c, blocks - blocks.mean(), rtol=1e-5, atol=1e-6)
+    assert c.dtype == np.float32 and abs(float(c.mean())) < 1e-6
+    with pytest.raises(ValueError, match="positive"):
+        coefficient_feature(-d.ravel(), (8, 12), (8, 12))
+    with pytest.raises(ValueError, match="average"):
+        coefficient_feature(d.ravel(), (8, 12), (3, 6))
+
+
+def test_coefficient_channel_model(rng):
+    from krylovlab.learned.model import coefficient_feature
+
+    base = load_model(grid=(16, 16))
+    # zero weights on the new channel: exactly the model without it
+    zero = _with_coef(base, 0.0, rng).with_grid((16, 16))
+    r = rng.standard_normal(256)
+    with pytest.raises(ValueError, match="coefficients"):
+        zero(r)
+    with pytest.raises(ValueError, match="shape"):
+        zero.set_feature(np.zeros((8, 8)))
+    zero.set_feature(rng.standard_normal((16, 16)))
+    np.testing.assert_array_equal(zero(r), base(r))
+    with pytest.raises(ValueError, match="no coefficient channel"):
+        base.set_feature(np.zeros((16, 16)))
+    # nonzero weights: the output depends on the channel, and a new grid forgets it
+    model = _with_coef(base, 0.5, rng).with_grid((16, 16))
+    model.set_feature(np.zeros((16, 16)))
+    d0 = model(r)
+    model.set_feature(coefficient_feature(np.exp(rng.standard_normal(256)), (16, 16), (16, 16)))
+    assert np.abs(model(r) - d0).max() > 1e-3 * np.abs(d0).max()
+    assert model.with_grid((16, 16)).feature is None
+
+
+def test_dcdm_binds_the_coefficient_channel_to_each_matrix(rng):
+    base = load_model()
+    model = _with_coef(base, 0.3, rng)
+    grid = (32, 32)
+    A1 = diffusion_matrix(lognormal_field(grid, rng=1))
+    A2 = diffusion_matrix(lognormal_field(grid, rng=2))
+    b = rng.standard_normal(1024)
+    s1 = DCDM(A1, grid=grid, model=model, rtol=1e-8)
+    s2 = DCDM(A2, grid=grid, model=model, rtol=1e-8)
+    f1, f2 = s1.model._coarse.feature, s2.model._coarse.feature
+    assert f1.shape == (16, 16) and not np.allclose(f1, f2)
+    for s, A in ((s1, A1), (s2, A2)):
+        res = s.solve(b)
+        assert res.converged and true_rel(A, res.x, b) <= 1e-8
+    assert model.feature is None  # the shared weights stay unbound
+    # an unsmoothed coefficient model (bare network on the full grid) is bound too
+    bare = _with_coef(ConvDirectionModel(base.weights, {**base.config, "smooth": 0, "coarsen": 0, "jscale": 0}),
+                      0.3, rng)
+    s3 = DCDM(A1, grid=grid, model=bare, rtol=1e-6, maxiter=3000)
+    assert s3.model.feature.shape == grid
+    res = s3.solve(b)
+    assert res.converged and true_rel(A1, res.x, b) <= 1e-6
+    with pytest.raises(ValueError, match="diagonal"):
+        DCDM(spla.aslinearoperator(A1), grid=grid, model=bare)
+
+
+def test_torch_coefficient_network_matches_the_exported_model(rng):
+    torch = pytest.importorskip("torch")
+    from krylovlab.learned.train import from_model
+
+    model = _with_coef(load_model(), 0.4, rng).with_grid((16, 16))
+    feat = rng.standard_normal((16, 16)).astype(np.float32)
+    model.set_feature(feat)
+    net = from_model(model)
+    r = rng.standard_normal(256)
+    with torch.no_grad():
+        t = net(torch.from_numpy(r.reshape(1, 16, 16).astype(np.float32)), torch.from_numpy(feat)[None])
+    np.testing.assert_allclose(model(r), t.numpy().ravel(), rtol=1e-4, atol=1e-5 * np.abs(t.numpy()).max())
+    with pytest.raises(ValueError, match="feature"):
+        net(torch.zeros(1, 16, 16))
+    # widening a model without the channel: zero input weights, identical output
+    wide = from_model(load_model(), {"coef": 1})
+    assert torch.count_nonzero(wide.convs["in"].weight[:, 1]) == 0
+    with pytest.raises(ValueError, match="differs"):
+        from_model(load_model(), {"coef": 1, "channels": 8})

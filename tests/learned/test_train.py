@@ -135,3 +135,49 @@ def test_energy_loss_training_with_smoothing_and_coarsening(tmp_path):
     assert res.converged and np.linalg.norm(b - A @ res.x) <= 1e-8 * np.linalg.norm(b)
     with pytest.raises(ValueError, match="loss"):
         train(None, grids=((8, 8),), n_fields=0, ritz=10, max_steps=1, loss="l1", verbose=False)
+
+
+def test_dcdm_residuals_are_what_the_model_sees():
+    from krylovlab.learned.train import dcdm_residuals
+
+    A = diffusion_matrix(lognormal_field((16, 16), rng=9))
+    calls = []
+
+    def model(r):  # a Jacobi direction model that counts its calls
+        calls.append(r.copy())
+        return r / A.diagonal()
+
+    R, energy = dcdm_residuals(A, (16, 16), model, 3, rng=1, rtol=1e-6)
+    # every call of the model, over the 3 solves, is one row
+    assert R.shape == (len(calls), 256) and len(calls) > 3
+    np.testing.assert_allclose(np.linalg.norm(R, axis=1), 1.0, rtol=1e-12)
+    for row, r in zip(R, calls):
+        np.testing.assert_allclose(row, r / np.linalg.norm(r), rtol=1e-12)
+    dense = np.linalg.inv(A.toarray())
+    np.testing.assert_allclose(energy, np.einsum("ij,jk,ik->i", R, dense, R), rtol=1e-9)
+
+
+def test_fine_tuning_starts_from_the_given_weights(tmp_path):
+    pytest.importorskip("torch")
+    from krylovlab.learned.train import train
+
+    cfg = {"channels": 4, "bias": 0, "smooth": 1, "jscale": 1, "coarsen": 1}
+    base, _ = train(tmp_path / "base.npz", grids=((16, 16),), n_fields=1, ritz=30, batch=4, max_steps=2, minutes=5,
+                    seed=1, config=cfg, verbose=False, loss="energy")
+    # no steps: the weights come back unchanged (the export/import round trip is exact)
+    same, log = train(None, grids=((16, 16),), n_fields=0, ritz=10, max_steps=0, init=tmp_path / "base.npz",
+                      verbose=False)
+    assert log["steps"] == 0 and log["init"] == str(tmp_path / "base.npz") and same.config == base.config
+    for k, w in base.weights.items():
+        np.testing.assert_array_equal(same.weights[k], w)
+    # on-policy fine-tuning: residuals harvested twice, the weights move and stay finite
+    tuned, log = train(None, grids=((16, 16),), n_fields=1, ritz=30, batch=4, max_steps=6, minutes=5, seed=2,
+                       init=base, onpolicy=2, onpolicy_rounds=2, verbose=False, loss="energy", log_every=2)
+    assert log["steps"] == 6 and log["onpolicy"] == 2 and log["harvest_seconds"] > 0
+    assert any(not np.array_equal(tuned.weights[k], w) for k, w in base.weights.items())
+    assert all(np.all(np.isfinite(w)) for w in tuned.weights.values())
+    with pytest.raises(ValueError, match="differs"):
+        train(None, grids=((16, 16),), n_fields=0, ritz=10, max_steps=0, init=base, config={"channels": 8},
+              verbose=False)
+    with pytest.raises(ValueError, match="onpolicy"):
+        train(None, grids=((16, 16),), n_fields=0, ritz=10, max_steps=0, onpolicy=-1, verbose=False)
