@@ -2,9 +2,10 @@
 
 Shape (Kaneda et al., ICML 2023, "model from 64", made configurable):
 
-    input  r / rms(r) on the grid (1 channel; unit mean square, so the
-           scale the network sees does not depend on the grid size)
-    conv 3×3 1→C (linear)
+    input  r / rms(r) on the grid (unit mean square, so the scale the
+           network sees does not depend on the grid size), and with
+           ``coef=1`` the coefficient channel beside it
+    conv 3×3 (1 or 2)→C (linear)
     level(h):
         n_pre residual blocks            h ← relu(h + conv_b(relu(conv_a(h))))
         skip ← h;  h ← avgpool 2×
@@ -26,8 +27,10 @@ before and after it (the arrangement it is trained in; at inference a host CSR
 matrix gets symmetric Gauss–Seidel sweeps instead), Jacobi scaling D^-1/2 of
 its input and output, and (``coarsen=1``) evaluation on the 2× coarser grid
 between 2×2 restriction and piecewise-constant prolongation (see
-`smoothed_apply`).  The shipped weights use
-``smooth=2, omega_pct=80, jscale=1, coarsen=1``.
+`smoothed_apply`).  ``coef=1`` adds a second input channel, the centred
+log diag(A) on the network's grid (`coefficient_feature`), which `DCDM` sets
+from each matrix (zero until set: constant coefficients).  The shipped
+weights use ``smooth=2, omega_pct=80, jscale=1, coarsen=1, coef=1``.
 
 Inference runs in float32 on ``krylovlab.kernels.cpu`` (numba) for numpy
 input and ``krylovlab.kernels.gpu`` (CuPy) for CuPy input; torch is needed only
@@ -247,7 +250,11 @@ class ConvDirectionModel:
         return other
 
     def set_feature(self, feature) -> None:
-        """Set the coefficient channel of a ``coef=1`` model (see `coefficient_feature`), shape ``grid``."""
+        """Set the coefficient channel of a ``coef=1`` model (see `coefficient_feature`), shape ``grid``.
+
+        `DCDM` sets it from A's diagonal.  Until it is set the channel is zero,
+        which is what a constant-coefficient matrix gives.
+        """
         if not self.config["coef"]:
             raise ValueError("this DCDM model has no coefficient channel (config coef=0)")
         if self.grid is None:
@@ -282,9 +289,6 @@ class ConvDirectionModel:
 
             xp = np
             weights = self.weights
-        if self.config["coef"] and self.feature is None:
-            raise ValueError("this DCDM model reads A's coefficients: use it through DCDM (which sets them from "
-                             "A's diagonal) or call set_feature(coefficient_feature(diag(A), grid, grid))")
         bufs = self._buffers(xp)
         nrm = float(xp.linalg.norm(r)) if xp is not np else float(np.sqrt(np.dot(r, r).real))
         y = bufs["y"]

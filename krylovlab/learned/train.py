@@ -150,7 +150,7 @@ def DCDMNet(config: dict | None = None):
             """b: (batch, *grid) → (batch, *grid); each sample is first scaled to unit RMS.
 
             ``feature`` (coef=1 models): the coefficient channel, broadcastable to b
-            (`krylovlab.learned.model.coefficient_feature`)."""
+            (`krylovlab.learned.model.coefficient_feature`); None means zero."""
             grid = tuple(b.shape[1:])
             levels = plan_levels(grid, cfg)
             # RMS normalisation (each sample scaled to unit mean square), as the inference model does
@@ -158,10 +158,9 @@ def DCDMNet(config: dict | None = None):
             rms = torch.sqrt((b * b).mean(dims, keepdim=True))
             b = b / torch.where(rms > 0, rms, torch.ones_like(rms))
             x = b.unsqueeze(1)
-            if cfg["coef"]:
-                if feature is None:
-                    raise ValueError("this network has a coefficient channel: pass feature=")
-                x = torch.cat([x, torch.as_tensor(feature, dtype=b.dtype).expand_as(b).unsqueeze(1)], dim=1)
+            if cfg["coef"]:  # unset: a zero channel, what constant coefficients give (as in the numba model)
+                f = torch.zeros_like(b) if feature is None else torch.as_tensor(feature, dtype=b.dtype).expand_as(b)
+                x = torch.cat([x, f.unsqueeze(1)], dim=1)
             h = self.convs["in"](x)
             h = self._level(h, 0, levels)
             h = torch.movedim(h, 1, -1)
@@ -454,7 +453,7 @@ def train(out=None, *, grids=((32, 32), (64, 64)), n_fields=3, sigma=1.0, length
            "ritz": ritz, "loss": loss_kind, "batch": batch, "lr": lr, "steps": step, "max_steps": max_steps,
            "minutes": minutes, "init": init_name, "onpolicy": onpolicy,
            "onpolicy_frac": onpolicy_frac, "onpolicy_rounds": onpolicy_rounds,
-           "harvest_seconds": round(t_harvest, 1), "config": cfg, "data_seconds": round(t_data, 1),
+           "harvests": harvests, "harvest_seconds": round(t_harvest, 1), "config": cfg, "data_seconds": round(t_data, 1),
            "train_seconds": round(time.perf_counter() - t1, 1),
            "loss_history": [round(v, 6) for v in history], "torch": torch.__version__}
     if out is not None:

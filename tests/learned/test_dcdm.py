@@ -406,11 +406,20 @@ def test_safeguarded_directions_stay_A_orthogonal(rng):
 
 
 # ------------------------------------------------------------------------------ the coefficient channel
+def _blind(model):
+    """``model`` without its coefficient channel (its input weights dropped)."""
+    if not model.config["coef"]:
+        return model
+    w = dict(model.weights)
+    w["in.w"] = w["in.w"][:, :1]
+    return ConvDirectionModel(w, {**model.config, "coef": 0}, grid=model.grid)
+
+
 def _with_coef(model, scale, rng):
-    """``model`` with a coefficient channel whose input weights are ``scale`` × random."""
+    """``model`` (blind) with a coefficient channel whose input weights are ``scale`` × random."""
     from krylovlab.learned.model import ConvDirectionModel as Conv
 
-    w = dict(model.weights)
+    w = dict(_blind(model).weights)
     extra = scale * rng.standard_normal(w["in.w"][:, :1].shape).astype(np.float32)
     w["in.w"] = np.concatenate([w["in.w"], extra], axis=1)
     return Conv(w, {**model.config, "coef": 1})
@@ -435,12 +444,10 @@ def test_coefficient_feature_is_centred_log_diagonal_averaged():
 def test_coefficient_channel_model(rng):
     from krylovlab.learned.model import coefficient_feature
 
-    base = load_model(grid=(16, 16))
+    base = _blind(load_model(grid=(16, 16)))
     # zero weights on the new channel: exactly the model without it
     zero = _with_coef(base, 0.0, rng).with_grid((16, 16))
     r = rng.standard_normal(256)
-    with pytest.raises(ValueError, match="coefficients"):
-        zero(r)
     with pytest.raises(ValueError, match="shape"):
         zero.set_feature(np.zeros((8, 8)))
     zero.set_feature(rng.standard_normal((16, 16)))
@@ -449,15 +456,16 @@ def test_coefficient_channel_model(rng):
         base.set_feature(np.zeros((16, 16)))
     # nonzero weights: the output depends on the channel, and a new grid forgets it
     model = _with_coef(base, 0.5, rng).with_grid((16, 16))
+    d0 = model(r)  # unset: a zero channel, what constant coefficients give
     model.set_feature(np.zeros((16, 16)))
-    d0 = model(r)
+    np.testing.assert_array_equal(model(r), d0)
     model.set_feature(coefficient_feature(np.exp(rng.standard_normal(256)), (16, 16), (16, 16)))
     assert np.abs(model(r) - d0).max() > 1e-3 * np.abs(d0).max()
     assert model.with_grid((16, 16)).feature is None
 
 
 def test_dcdm_binds_the_coefficient_channel_to_each_matrix(rng):
-    base = load_model()
+    base = _blind(load_model())
     model = _with_coef(base, 0.3, rng)
     grid = (32, 32)
     A1 = diffusion_matrix(lognormal_field(grid, rng=1))
@@ -494,10 +502,19 @@ def test_torch_coefficient_network_matches_the_exported_model(rng):
     with torch.no_grad():
         t = net(torch.from_numpy(r.reshape(1, 16, 16).astype(np.float32)), torch.from_numpy(feat)[None])
     np.testing.assert_allclose(model(r), t.numpy().ravel(), rtol=1e-4, atol=1e-5 * np.abs(t.numpy()).max())
-    with pytest.raises(ValueError, match="feature"):
-        net(torch.zeros(1, 16, 16))
+    # an unset channel is zero, in torch as in the exported model
+    with torch.no_grad():
+        t0 = net(torch.from_numpy(r.reshape(1, 16, 16).astype(np.float32)))
+    model.set_feature(np.zeros((16, 16)))
+    np.testing.assert_allclose(model(r), t0.numpy().ravel(), rtol=1e-4, atol=1e-5 * np.abs(t0.numpy()).max())
     # widening a model without the channel: zero input weights, identical output
-    wide = from_model(load_model(), {"coef": 1})
+    blind = _blind(load_model())
+    wide = from_model(blind, {"coef": 1})
     assert torch.count_nonzero(wide.convs["in"].weight[:, 1]) == 0
+    with torch.no_grad():
+        x = torch.from_numpy(r.reshape(1, 16, 16).astype(np.float32))
+        np.testing.assert_array_equal(wide(x, torch.from_numpy(feat)[None]).numpy(), from_model(blind)(x).numpy())
     with pytest.raises(ValueError, match="differs"):
-        from_model(load_model(), {"coef": 1, "channels": 8})
+        from_model(blind, {"coef": 1, "channels": 8})
+    with pytest.raises(ValueError, match="differs"):
+        from_model(load_model(), {"coef": 0})
