@@ -185,6 +185,7 @@ def to_model(net, grid=None) -> ConvDirectionModel:
 def _widened(base: dict, config: dict | None) -> dict:
     """``base`` updated by ``config``, which may only add the coefficient channel."""
     cfg = check_config({**base, **(config or {})})
+
     def rest(c):
         return {k: v for k, v in c.items() if k != "coef"}
 
@@ -263,7 +264,7 @@ def dcdm_residuals(A, grid, model, count, *, rng=None, rtol=1e-6, maxiter=300, l
     of a large grid barely contains; training on them ("on-policy" data) aims
     the loss at the iterations DCDM actually spends.
     """
-    from ..learned.dcdm import DCDM
+    from .dcdm import DCDM
 
     rng = np.random.default_rng(rng)
     A = A.tocsr()
@@ -365,6 +366,7 @@ def train(out=None, *, grids=((32, 32), (64, 64)), n_fields=3, sigma=1.0, length
     t0 = time.perf_counter()
     systems = _training_systems(grids, n_fields, sigma, length, ritz, rng, verbose)
     t_data = time.perf_counter() - t0
+
     def feature(grid, faces):  # the coefficient channel on the network's grid (coef=1), else None
         if not cfg["coef"]:
             return None
@@ -453,8 +455,8 @@ def train(out=None, *, grids=((32, 32), (64, 64)), n_fields=3, sigma=1.0, length
            "ritz": ritz, "loss": loss_kind, "batch": batch, "lr": lr, "steps": step, "max_steps": max_steps,
            "minutes": minutes, "init": init_name, "onpolicy": onpolicy,
            "onpolicy_frac": onpolicy_frac, "onpolicy_rounds": onpolicy_rounds,
-           "harvests": harvests, "harvest_seconds": round(t_harvest, 1), "config": cfg, "data_seconds": round(t_data, 1),
-           "train_seconds": round(time.perf_counter() - t1, 1),
+           "harvests": harvests, "harvest_seconds": round(t_harvest, 1), "config": cfg,
+           "data_seconds": round(t_data, 1), "train_seconds": round(time.perf_counter() - t1, 1),
            "loss_history": [round(v, 6) for v in history], "torch": torch.__version__}
     if out is not None:
         model.save(out, meta={k: v for k, v in log.items() if k != "loss_history"})
