@@ -42,7 +42,8 @@ __all__ = ["train_dcdm"]
 @click.option("--loss", "loss", type=click.Choice(["residual", "energy"]), default="residual", show_default=True,
               help="Training loss: the paper's residual norm, or the energy-norm error left after the step.")
 @click.option("--init", "init", type=click.Path(dir_okay=False, exists=True), default=None,
-              help="Start from these weights (fine-tune); their config is kept.")
+              help="Start from these weights (fine-tune); their config is kept, except that --coef may add "
+                   "the coefficient channel.")
 @click.option("--onpolicy", type=int, default=0, show_default=True,
               help="DCDM solves per training matrix whose residuals join the data (0: Ritz data only).")
 @click.option("--onpolicy-frac", type=float, default=0.5, show_default=True,
