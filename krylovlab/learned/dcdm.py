@@ -53,7 +53,7 @@ import numpy as np
 from .._operator import as_preconditioner
 from .._result import Status
 from .._solver import Outcome, Problem, Solver
-from .model import ConvDirectionModel, SmoothedDirection, coefficient_feature, load_model
+from .model import ConvDirectionModel, SmoothedDirection, load_model
 
 __all__ = ["DCDM"]
 
@@ -336,9 +336,7 @@ def _resolve_model(source, grid, op):
             if op.diagonal is None:
                 raise ValueError("this DCDM model reads A's coefficients from its diagonal: pass an explicit "
                                  "matrix (sparse or dense)")
-            model = model.with_grid(grid)
-            diag = op.diagonal.get() if hasattr(op.diagonal, "get") else op.diagonal
-            model.set_feature(coefficient_feature(np.asarray(diag), grid, grid))
+            model = model.with_coefficients(op.diagonal)
         return model
     if _is_torch_module(source):
         if grid is None:

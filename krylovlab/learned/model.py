@@ -266,11 +266,26 @@ class ConvDirectionModel:
         for bufs in self._work.values():
             self._fill_feature(bufs)
 
+    def with_coefficients(self, diagonal, grid=None) -> "ConvDirectionModel":
+        """A copy on this grid whose coefficient channel is set from A's diagonal (host or device array).
+
+        ``grid`` is the grid of ``diagonal`` (default: this model's grid; a finer
+        grid is block-averaged, see `coefficient_feature`).  A copy, because the
+        channel belongs to one matrix while the weights are shared.
+        """
+        from ..backend import get_backend
+
+        other = self.with_grid(self.grid)
+        host = get_backend(diagonal).to_host(diagonal)
+        other.set_feature(coefficient_feature(host, grid or self.grid, self.grid))
+        return other
+
     def _fill_feature(self, bufs):
         if self.feature is not None:
+            from ..backend import get_backend
+
             inner = (1,) + (slice(1, -1),) * len(self.grid)
-            xp = __import__("cupy") if type(bufs["input"]).__module__.split(".")[0] == "cupy" else np
-            bufs["input"][inner] = xp.asarray(self.feature)
+            bufs["input"][inner] = get_backend(bufs["input"]).xp.asarray(self.feature)
 
     # ------------------------------------------------------------------------ forward
     def __call__(self, r):
@@ -484,15 +499,13 @@ class SmoothedDirection:
                 raise ValueError(f"this DCDM model runs on the 2x coarser grid, so every grid dimension must be a "
                                  f"multiple of 4; got {net.grid}")
             self._coarse = net.with_grid(tuple(g // 2 for g in net.grid))
+            if net.config["coef"]:
+                self._coarse = self._coarse.with_coefficients(diagonal, self.grid)
         else:
             self._coarse = None
-            if net.config["coef"]:  # a private copy: the coefficient channel belongs to this A
-                net = net.with_grid(net.grid)
+            if net.config["coef"]:
+                net = net.with_coefficients(diagonal)
         self.net = net
-        if net.config["coef"]:
-            host = np.asarray(diagonal.get() if hasattr(diagonal, "get") else diagonal)
-            bound = self._coarse if self._coarse is not None else net
-            bound.set_feature(coefficient_feature(host, self.grid, bound.grid))
         self.matvec = matvec
         self.dinv = 1.0 / d
         cfg = net.config

@@ -353,8 +353,10 @@ def train(out=None, *, grids=((32, 32), (64, 64)), n_fields=3, sigma=1.0, length
     if init is not None:
         init = init if isinstance(init, ConvDirectionModel) else ConvDirectionModel.load(init)
         config = _widened(init.config, config)  # checked before the data is built
-    if onpolicy < 0 or not 0.0 <= onpolicy_frac <= 1.0 or onpolicy_rounds < 1:
-        raise ValueError("need onpolicy >= 0, 0 <= onpolicy_frac <= 1 and onpolicy_rounds >= 1")
+    counts = (onpolicy, onpolicy_rounds)
+    if any(isinstance(v, bool) or not isinstance(v, (int, np.integer)) for v in counts) or onpolicy < 0 \
+            or onpolicy_rounds < 1 or not 0.0 <= onpolicy_frac <= 1.0:
+        raise ValueError("need integers onpolicy >= 0 and onpolicy_rounds >= 1, and 0 <= onpolicy_frac <= 1")
     cfg = check_config(dict(config or {}))
     grids = [tuple(int(g) for g in grid) for grid in grids]
     for grid in grids:
@@ -377,7 +379,7 @@ def train(out=None, *, grids=((32, 32), (64, 64)), n_fields=3, sigma=1.0, length
                  torch.from_numpy((1.0 / diffusion_diagonal(faces))[None].astype(np.float32)), feature(grid, faces))
                 for grid, faces, V, gram, _ in systems]
     net = DCDMNet(cfg) if init is None else from_model(init, cfg)
-    lus = [spla.splu(A.tocsc()) for *_, A in systems] if onpolicy else []
+    lus = {}  # sparse LU of each harvested matrix, kept for the later rounds
     pools, harvests, t_harvest = [None] * len(systems), 0, 0.0
 
     def harvest():
@@ -387,6 +389,8 @@ def train(out=None, *, grids=((32, 32), (64, 64)), n_fields=3, sigma=1.0, length
         for i, (grid, *_, A) in enumerate(systems):
             if cfg["coarsen"] and any(g % 4 for g in grid):
                 continue  # the smoothed model needs multiples of 4
+            if i not in lus:
+                lus[i] = spla.splu(A.tocsc())
             pools[i] = dcdm_residuals(A, grid, current, onpolicy, rng=rng, lu=lus[i])
         t_harvest += time.perf_counter() - th
         if verbose:

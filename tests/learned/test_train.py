@@ -179,5 +179,7 @@ def test_fine_tuning_starts_from_the_given_weights(tmp_path):
     with pytest.raises(ValueError, match="differs"):
         train(None, grids=((16, 16),), n_fields=0, ritz=10, max_steps=0, init=base, config={"channels": 8},
               verbose=False)
-    with pytest.raises(ValueError, match="onpolicy"):
-        train(None, grids=((16, 16),), n_fields=0, ritz=10, max_steps=0, onpolicy=-1, verbose=False)
+    for bad in (dict(onpolicy=-1), dict(onpolicy=2.5), dict(onpolicy=1, onpolicy_rounds=0),
+                dict(onpolicy=1, onpolicy_frac=1.5)):
+        with pytest.raises(ValueError, match="onpolicy"):
+            train(None, grids=((16, 16),), n_fields=0, ritz=10, max_steps=0, verbose=False, **bad)
