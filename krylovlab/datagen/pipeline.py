@@ -15,10 +15,12 @@ from __future__ import annotations
 import concurrent.futures
 import contextlib
 import dataclasses
+import importlib.util
 import json
 import math
 import os
 import shutil
+import threading
 import time
 from pathlib import Path
 
@@ -52,8 +54,9 @@ class Summary:
     calibration: dict
     baseline: dict
     resumed_shards: int = 0
-    #: one-time cost inside ``seconds``: compiling kernels (numba JIT) and importing solvers, and with
-    #: Dask, starting the cluster, warming its workers up (kernels, per-process solver setup) and closing it
+    #: one-time cost inside ``seconds``: compiling kernels (numba JIT) and importing solvers in this
+    #: process, and with Dask, waiting for the cluster to come up after the calibration (the workers'
+    #: own start-up inside their first shard is not separated out)
     warmup_seconds: float = 0.0
     #: Dask workers started (0: solved in this process; -1: an existing cluster's)
     workers: int = 0
@@ -502,7 +505,10 @@ def _generate(fam, n_samples, out, seed, solver, rtol, order, shard_size, worker
     finally:
         if bar is not None:
             bar.close()
-    summary = _merge(out, work, plan, shard_files, fam, time.perf_counter() - t_start, compression)
+    if connection is not None:
+        connection.close_in_background()  # shutting the cluster down overlaps the merge
+    summary = _merge(out, work, plan, shard_files, fam, compression)
+    summary.seconds = time.perf_counter() - t_start  # the merge included
     summary.resumed_shards = len(done)
     summary.warmup_seconds = compile_seconds
     summary.workers = 0 if workers is None and scheduler is None else (workers or -1)
@@ -547,26 +553,6 @@ def _advance(bar, shard_file):
     bar.update(len(data["indices"]))
 
 
-def _warm_worker(family_config, seed, solver, rtol, reference_index):
-    """Run on every Dask worker before the shards: compile (or load) the kernels on a tiny member of the
-    family and build the strategy's per-process setup, so that shard timings show steady-state work."""
-    t0 = time.perf_counter()
-    fam = _family(family_config)
-    tiny = get_family(fam.name, **{**_options_of(fam), "grid": 8})
-    with single_threaded():
-        try:
-            strategies.make(solver, tiny, rtol).solve(*tiny.assemble(tiny.sample(sample_rng(seed, 0))))
-        except (RuntimeError, ArithmeticError):
-            pass
-        strat = strategies.make(solver, fam, rtol, _reference(fam, seed, reference_index))
-        try:
-            if strat.setup_shared:
-                strat.solve(*fam.assemble(fam.sample(sample_rng(seed, reference_index))))
-        finally:
-            strat.close()
-    return time.perf_counter() - t0
-
-
 def _dask():
     try:
         from dask import distributed
@@ -575,38 +561,69 @@ def _dask():
     return distributed
 
 
+#: Dask settings for the workers of a cluster `generate` starts itself.  Measured on 3D Darcy 32³ (200
+#: samples, 2 workers, amg-cg): the shards took 9.3 s of worker time with Dask's defaults against 6.6 s in
+#: a plain process pool.  Dask's nannies set MALLOC_TRIM_THRESHOLD_, which also switches off glibc's
+#: adaptive mmap threshold, so every work vector of a few hundred kB is mapped and unmapped again (page
+#: faults on each first touch).  Each worker also samples its thread stacks every 10 ms for its
+#: statistical profiler and polls system metrics twice a second, which costs CPU on a fully loaded core.
+#: Without the three, the shards took 6.7 s.
+_WORKER_CONFIG = {
+    "distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None,
+    "distributed.worker.profile.enabled": False,
+    "distributed.admin.system-monitor.interval": "1s",
+    "distributed.admin.system-monitor.gil.enabled": False,  # polls the GIL every 1 ms where gilknocker is installed
+}
+
+
 class _Connection:
     """A Dask client being set up in a background thread: a new `LocalCluster` of single-threaded workers
     (``workers``), or a client of an existing ``scheduler``."""
 
     def __init__(self, workers, scheduler):
-        self._distributed = _dask()
+        if importlib.util.find_spec("distributed") is None:
+            _dask()  # raises the ImportError that names the extra
         self.closed = False
+        self._closing = None
         pool = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="krylovlab-dask-start")
         self._future = pool.submit(self._open, workers, scheduler)
         pool.shutdown(wait=False)
 
     def _open(self, workers, scheduler):
-        distributed = self._distributed
+        distributed = _dask()  # imported here: the import alone takes about half a second
         if scheduler is not None:
-            return distributed.Client(scheduler), None
-        single = {"NUMBA_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
-                  "MKL_NUM_THREADS": "1"}
-        cluster = distributed.LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                                           dashboard_address=None, env=single)
-        try:
-            return distributed.Client(cluster), cluster
-        except BaseException:
-            cluster.close()
-            raise
+            client, cluster = distributed.Client(scheduler), None
+        else:
+            import dask
+
+            single = {"NUMBA_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
+                      "MKL_NUM_THREADS": "1"}
+            with dask.config.set(_WORKER_CONFIG):
+                cluster = distributed.LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                                                   dashboard_address=None, env=single)
+            try:
+                client = distributed.Client(cluster)
+            except BaseException:
+                cluster.close()
+                raise
+        return client, cluster
 
     @property
     def client(self):
         """The client (waits for the start-up; re-raises its error)."""
         return self._future.result()[0]
 
+    def close_in_background(self) -> None:
+        """Start closing (the driver merges the shards meanwhile); `close` waits for it."""
+        if self._closing is None and not self.closed:
+            self._closing = threading.Thread(target=self.close, name="krylovlab-dask-close")
+            self._closing.start()
+
     def close(self) -> None:
         """Close the client and the cluster started for it (once; waits for a start-up in progress)."""
+        if self._closing is not None and self._closing is not threading.current_thread():
+            self._closing.join()
+            return
         if self.closed:
             return
         self.closed = True
@@ -622,32 +639,29 @@ class _Connection:
 def _run_dask(args, plan, rtol, shard_files, todo, connection, bar, reference_index=None):
     """Run the shards as Dask tasks (one task per shard; workers write their shard files themselves).
 
-    ``connection`` is a `_Connection`, started in the background while
-    the driver sampled, ordered and calibrated.  Returns the fixed seconds
-    around the shards: waiting for the cluster still starting, warming its
-    workers up (loading compiled kernels, building per-process setups) before
-    them, and closing the client and cluster after them.
+    ``connection`` is a `_Connection`, started in the background while the
+    driver sampled, ordered and calibrated.  Each worker loads its kernels
+    and builds its per-process setup (an AMG hierarchy) in its first shard:
+    a separate warm-up step before the shards (as in earlier versions) only
+    made both workers wait for the slower one.  Returns the seconds spent
+    waiting for the cluster after the calibration; closing it overlaps the
+    merge.
     """
     as_completed = _dask().as_completed
     t0 = time.perf_counter()
     client = connection.client
-    try:
-        client.run(_warm_worker, *args, plan["solver"], rtol, reference_index)
-        warmup = time.perf_counter() - t0
-        futures = [client.submit(run_shard, *args, plan["shards"][k], plan["solver"], rtol, str(shard_files[k]),
-                                 reference_index, key=f"krylovlab-shard-{k}-{shard_files[k].parent.name}",
-                                 retries=3, pure=False)
-                   for k in todo]
-        for fut in as_completed(futures):
-            _advance(bar, Path(fut.result()))
-    finally:
-        t1 = time.perf_counter()
-        connection.close()
-        teardown = time.perf_counter() - t1
-    return warmup + teardown
+    waited = time.perf_counter() - t0
+    futures = [client.submit(run_shard, *args, plan["shards"][k], plan["solver"], rtol, str(shard_files[k]),
+                             reference_index, key=f"krylovlab-shard-{k}-{shard_files[k].parent.name}",
+                             retries=3, pure=False)
+               for k in todo]
+    for fut in as_completed(futures):
+        _advance(bar, Path(fut.result()))
+    return waited
 
 
-def _merge(out, work, plan, shard_files, fam, seconds, compression=None):
+def _merge(out, work, plan, shard_files, fam, compression=None):
+    """Gather the shards into ``out``; returns the `Summary` (its ``seconds`` for the caller to set)."""
     n = plan["request"]["n_samples"]
     arrays, names, seen = {}, {}, np.zeros(n, dtype=np.int64)
     for f in shard_files:  # one shard in memory at a time; its rows go straight to their sample indices
@@ -674,5 +688,5 @@ def _merge(out, work, plan, shard_files, fam, seconds, compression=None):
             "solver": plan["solver"], "order": plan["request"]["order"], "shard_size": plan["request"]["shard_size"],
             "calibration": plan["calibration"], "baseline": plan["baseline"], "krylovlab_version": plan["version"]}
     storage.write_dataset(out, arrays, meta, compression)
-    return Summary(out, n, plan["solver"], seconds, float(np.mean(arrays["iterations"])),
+    return Summary(out, n, plan["solver"], 0.0, float(np.mean(arrays["iterations"])),
                    float(np.max(arrays["residual"])), plan["calibration"], plan["baseline"])

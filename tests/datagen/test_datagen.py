@@ -336,7 +336,7 @@ def test_merge_places_rows_by_sample_index(tmp_path):
         storage.write_npz(files[-1], arrays, sync=False)
     plan = {"request": {"n_samples": 6, "seed": 0, "rtol": 1e-8, "order": "auto", "shard_size": 3},
             "order": [3, 0, 4, 1, 5, 2], "solver": "cg", "calibration": {}, "baseline": {}, "version": "test"}
-    pipeline._merge(tmp_path / "out.h5", tmp_path, plan, files, fam, 1.0)
+    pipeline._merge(tmp_path / "out.h5", tmp_path, plan, files, fam)
     data = datagen.load(tmp_path / "out.h5")
     np.testing.assert_array_equal(data["inputs"]["a"][:, 0, 0], np.arange(6))
     np.testing.assert_array_equal(data["solution"][:, 0, 0], -np.arange(6))
@@ -344,5 +344,5 @@ def test_merge_places_rows_by_sample_index(tmp_path):
     assert data["solver"].tolist() == ["cg", "cg", "cg", "cg", "cg", "cg->direct"]
     np.testing.assert_array_equal(data["solve_rank"], [1, 3, 5, 0, 2, 4])
     with pytest.raises(RuntimeError, match="exactly once"):
-        pipeline._merge(tmp_path / "bad.h5", tmp_path, plan, [files[0], files[0]], fam, 1.0)
+        pipeline._merge(tmp_path / "bad.h5", tmp_path, plan, [files[0], files[0]], fam)
     assert not (tmp_path / "bad.h5").exists()
