@@ -169,7 +169,14 @@ def test_mgs_range_any_start(start):
     np.testing.assert_allclose(w[start:], expect, rtol=1e-13, atol=1e-14)  # FMA contraction rounds differently
     assert np.array_equal(w[:start], w0[:start])
     assert dot == pytest.approx(V[2, start:] @ expect, rel=1e-12)
-    assert ss == pytest.approx(expect @ expect, rel=1e-12)
+    assert ss == 0.0  # a middle sweep of a pass does not sum ‖w‖²
+    w = w0.copy()
+    dot, ss = kg._mgs_range(V, 0, 0.3, w, -1, start, n)  # the last sweep does
+    assert dot == 0.0 and ss == pytest.approx(expect @ expect, rel=1e-12)
+    w = w0.copy()
+    dot, ss = kg._mgs_range(V, -1, 0.0, w, 2, start, n)  # and so does the first
+    assert dot == pytest.approx(V[2, start:] @ w0[start:], rel=1e-12)
+    assert ss == pytest.approx(w0[start:] @ w0[start:], rel=1e-12)
 
 
 @pytest.mark.parametrize("parallel, blocks", [(False, 1), (True, 2)])

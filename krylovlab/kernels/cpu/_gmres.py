@@ -63,7 +63,13 @@ def gs_combine_parallel(V, k, y, d, x):
 @nb.njit(**_jit_fm)
 def _mgs_range(V, q, hq, w, nxt, lo, hi):
     """One MGS sweep on [lo, hi): w ← w − hq·V[q] (skipped for q < 0), then the next
-    inner product V[nxt]ᴴ w (skipped for nxt < 0) and ‖w‖², both of the updated w."""
+    inner product V[nxt]ᴴ w (skipped for nxt < 0), both of the updated w.
+
+    ‖w‖² is summed only in the first and the last sweep of a pass (q < 0 or
+    nxt < 0; 0 is returned for the others): the sweeps in between are bound
+    by their arithmetic while the basis stays in cache, and a third
+    reduction cost 10 % of the pass at n = 16 384 (k = 16).
+    """
     dot = w.dtype.type(0)
     ss = 0.0
     # unsigned bounds: with a signed runtime start numba keeps the negative-index wraparound check in
@@ -78,7 +84,6 @@ def _mgs_range(V, q, hq, w, nxt, lo, hi):
             wi = w[i] - hq * vq[i]
             w[i] = wi
             dot += np.conj(vn[i]) * wi
-            ss += wi.real * wi.real + wi.imag * wi.imag
     elif q >= 0:
         vq = V[q]
         for i in range(lo, hi):
