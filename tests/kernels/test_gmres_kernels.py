@@ -7,6 +7,7 @@ import pytest
 
 from krylovlab.gallery import convection_diffusion
 from krylovlab.kernels import _reference as ref
+from krylovlab.kernels import cpu
 from krylovlab.kernels.cpu import _bicgstab as kb
 from krylovlab.kernels.cpu import _gmres as kg
 
@@ -180,21 +181,27 @@ def test_mgs_range_any_start(start):
 
 
 @pytest.mark.parametrize("parallel, blocks", [(False, 1), (True, 2)])
-def test_gmres_csr_padded_basis_rows(parallel, blocks):
+def test_gmres_csr_padded_basis_rows_and_diagonal_storage(parallel, blocks):
     """The basis rows may be longer than n (GMRES pads them against cache-set aliasing); the kernel
-    reads only the first n entries, so padding changes nothing, bit for bit."""
+    reads only the first n entries, so padding changes nothing, bit for bit.  Nor does taking the
+    Arnoldi products from diagonal storage (the same sums in the same order)."""
     A = convection_diffusion((32, 32), eps=0.05, velocity=(1.0, 0.5)).tocsr()
+    A.sort_indices()
     n = A.shape[0]
     b = np.random.default_rng(3).standard_normal(n)
     tol = 1e-9 * np.linalg.norm(b)
+    offs, vals = cpu.dia_from_csr(A.indptr, A.indices, A.data)
+    assert offs.tolist() == [-32, -1, 0, 1, 32]
     out = []
-    for pad in (0, 8):
+    for pad, dia in ((0, False), (8, False), (8, True)):
         x = np.zeros(n)
         V = np.full((21, n + pad), np.nan)  # padding entries are NaN: any read of them would show
+        d_off, d_val = (offs, vals) if dia else (offs[:0], vals[:0])
         res = kg.gmres_csr(A.indptr, A.indices, A.data, A.data, np.empty(0), b, x, tol, 10 * n, 20, 0,
-                           np.empty(0), False, parallel, np.finfo(float).eps, True, V, blocks)
+                           np.empty(0), False, parallel, np.finfo(float).eps, True, V, blocks, d_off, d_val)
         out.append((res, x))
-    (r0, x0), (r8, x8) = out
-    assert r0[1] == r8[1] == 2 and r0[0] == r8[0]  # converged (RTOL), same iteration count
+    (r0, x0), (r8, x8), (rd, xd) = out
+    assert r0[1] == r8[1] == rd[1] == 2 and r0[0] == r8[0] == rd[0]  # converged (RTOL), same iteration count
     np.testing.assert_array_equal(x0, x8)
+    np.testing.assert_array_equal(x8, xd)
     assert np.linalg.norm(b - A @ x8) <= 1e-9 * np.linalg.norm(b) * (1 + 1e-6)

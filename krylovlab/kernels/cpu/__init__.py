@@ -116,6 +116,11 @@ from ._gmres import (  # noqa: E402
 __all__ += ["mgs_blocks_for", "mgs_twice_if_tiny", "givens", "gmres_csr", "gs_combine",
             "hessenberg_solve"]
 
+# diagonal storage for banded matrices (stencils): conversion and SpMV
+from ._dia import dia_from_csr, dia_spmv_parallel, dia_spmv_serial  # noqa: E402
+
+__all__ += ["dia_from_csr", "dia_spmv_serial", "dia_spmv_parallel"]
+
 # BiCGSTAB kernels (krylov/bicgstab.py): fused SpMV-with-dots, vector updates, the whole solve
 from ._bicgstab import (  # noqa: E402
     axpy_norm,

@@ -22,6 +22,7 @@ import numba as nb
 import numpy as np
 
 from ._blas import by_size, norm2_parallel, norm2_serial, spmv_parallel, spmv_serial
+from ._dia import dia_spmv_parallel, dia_spmv_serial
 
 _jit = dict(nogil=True, cache=True, fastmath=False)
 # reductions may be reassociated (SIMD, several accumulators); no finite-math assumptions, so NaN checks stay valid
@@ -266,7 +267,7 @@ def _store_scaled_parallel(w, a, out):
 
 @nb.njit(**_jit)
 def gmres_csr(indptr, indices, data, data_pc, inv_diag, b, x, tol, maxiter, restart, max_cycles,
-              hist, x0_nonzero, parallel, eps, alternate, V, mgs_blocks):
+              hist, x0_nonzero, parallel, eps, alternate, V, mgs_blocks, dia_off, dia_val_pc):
     """Restarted GMRES(m) on CSR A, right-preconditioned by D (Jacobi) or nothing.
 
     ``data`` holds A; ``data_pc`` holds A·D⁻¹ (the same array when there is no
@@ -281,6 +282,11 @@ def gmres_csr(indptr, indices, data, data_pc, inv_diag, b, x, tol, maxiter, rest
 
     ``mgs_blocks`` > 1 threads the Gram–Schmidt sweeps over that many row
     blocks (`mgs_blocks_for`).
+
+    ``dia_off`` / ``dia_val_pc``: A·D⁻¹ in row-aligned diagonal storage
+    (`kernels.cpu._dia`), used for the Arnoldi products when ``dia_off`` is
+    not empty (bitwise the CSR product for sorted rows; residuals at restarts
+    stay on CSR).
 
     ``V`` (``(restart + 1, n + pad)``, C order, b's dtype) is the basis
     storage; only the first n entries of a row are read or written;
@@ -335,7 +341,12 @@ def gmres_csr(indptr, indices, data, data_pc, inv_diag, b, x, tol, maxiter, rest
         breakdown = False
         for j in range(m):
             # w ← A D⁻¹ v_j
-            if parallel:
+            if dia_off.shape[0] > 0:
+                if parallel:
+                    dia_spmv_parallel(dia_off, dia_val_pc, V[j], w)
+                else:
+                    dia_spmv_serial(dia_off, dia_val_pc, V[j], w)
+            elif parallel:
                 spmv_parallel(indptr, indices, data_pc, V[j], w)
             else:
                 spmv_serial(indptr, indices, data_pc, V[j], w)
