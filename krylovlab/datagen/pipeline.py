@@ -494,20 +494,27 @@ def _generate(fam, n_samples, out, seed, solver, rtol, order, shard_size, worker
     bar = _progress(progress, n_samples, sum(len(plan["shards"][k]) for k in done), plan["solver"])
     args = (fam.config(), int(seed))
     ref = int(plan["order"][0])
+    # shards go into the final file as they finish: with Dask the driver merges while the workers solve
+    merge = _Merge(out, n_samples, compression, bar, tmp_dir=work)
     try:
+        for k in done:
+            merge.add(shard_files[k], resumed=True)
         if todo:
             if workers is None and scheduler is None:
                 for k in todo:
                     run_shard(*args, plan["shards"][k], plan["solver"], rtol, str(shard_files[k]), ref, samples=drawn)
-                    _advance(bar, shard_files[k])
+                    merge.add(shard_files[k])
             else:
-                compile_seconds += _run_dask(args, plan, rtol, shard_files, todo, connection, bar, ref)
+                compile_seconds += _run_dask(args, plan, rtol, shard_files, todo, connection, merge.add, ref)
+        if connection is not None:
+            connection.close_in_background()  # shutting the cluster down overlaps the commit
+        summary = merge.commit(plan, fam)
+    except BaseException:
+        merge.discard()
+        raise
     finally:
         if bar is not None:
             bar.close()
-    if connection is not None:
-        connection.close_in_background()  # shutting the cluster down overlaps the merge
-    summary = _merge(out, work, plan, shard_files, fam, compression)
     summary.seconds = time.perf_counter() - t_start  # the merge included
     summary.resumed_shards = len(done)
     summary.warmup_seconds = compile_seconds
@@ -542,15 +549,6 @@ def _progress(enabled, total, initial, solver):
     bar = tqdm(total=total, initial=initial, unit="sample", desc=f"solving ({solver})", dynamic_ncols=True)
     bar.iters = []
     return bar
-
-
-def _advance(bar, shard_file):
-    if bar is None:
-        return
-    data = storage.read_npz(shard_file, keys=("iterations", "indices"))
-    bar.iters.extend(data["iterations"].tolist())
-    bar.set_postfix(mean_iters=f"{np.mean(bar.iters):.1f}")
-    bar.update(len(data["indices"]))
 
 
 def _dask():
@@ -636,16 +634,16 @@ class _Connection:
             cluster.close()
 
 
-def _run_dask(args, plan, rtol, shard_files, todo, connection, bar, reference_index=None):
+def _run_dask(args, plan, rtol, shard_files, todo, connection, on_shard, reference_index=None):
     """Run the shards as Dask tasks (one task per shard; workers write their shard files themselves).
 
     ``connection`` is a `_Connection`, started in the background while the
     driver sampled, ordered and calibrated.  Each worker loads its kernels
-    and builds its per-process setup (an AMG hierarchy) in its first shard:
-    a separate warm-up step before the shards (as in earlier versions) only
-    made both workers wait for the slower one.  Returns the seconds spent
-    waiting for the cluster after the calibration; closing it overlaps the
-    merge.
+    and builds its per-process setup (an AMG hierarchy) in its first shard
+    (earlier versions ran a warm-up task on every worker first: a barrier
+    that measured no faster).  Returns the seconds spent waiting for the
+    cluster after the calibration.  ``on_shard(path)`` is called in the
+    driver for every shard as it completes.
     """
     as_completed = _dask().as_completed
     t0 = time.perf_counter()
@@ -656,37 +654,44 @@ def _run_dask(args, plan, rtol, shard_files, todo, connection, bar, reference_in
                              retries=3, pure=False)
                for k in todo]
     for fut in as_completed(futures):
-        _advance(bar, Path(fut.result()))
+        on_shard(Path(fut.result()))
     return waited
 
 
-def _merge(out, work, plan, shard_files, fam, compression=None):
-    """Gather the shards into ``out``; returns the `Summary` (its ``seconds`` for the caller to set)."""
-    n = plan["request"]["n_samples"]
-    arrays, names, seen = {}, {}, np.zeros(n, dtype=np.int64)
-    for f in shard_files:  # one shard in memory at a time; its rows go straight to their sample indices
-        part = storage.read_npz(f)
+class _Merge:
+    """The final dataset, filled from the shard files as they are finished (`storage.DatasetWriter`);
+    also advances the progress bar and keeps what the `Summary` reports."""
+
+    def __init__(self, out, n, compression, bar=None, tmp_dir=None):
+        self.n = int(n)
+        self.writer = storage.DatasetWriter(out, self.n, compression, tmp_dir)
+        self.bar = bar
+        self.iterations, self.residuals = [], []
+
+    def add(self, shard_file, resumed=False) -> None:
+        part = storage.read_npz(shard_file)
         idx = part.pop("indices")
-        np.add.at(seen, idx, 1)
-        for key, value in part.items():
-            name = key.replace("inputs__", "inputs/")
-            if value.dtype.kind == "U":  # strings may be longer in a later shard: gathered, then placed
-                names.setdefault(name, []).append((idx, value))
-                continue
-            if name not in arrays:
-                arrays[name] = np.empty((n, *value.shape[1:]), dtype=value.dtype)
-            arrays[name][idx] = value
-    if not np.all(seen == 1):
-        raise RuntimeError("shards do not cover every sample exactly once; rerun with --overwrite")
-    for name, pieces in names.items():
-        idx = np.concatenate([i for i, _ in pieces])
-        arrays[name] = np.concatenate([v for _, v in pieces])[np.argsort(idx)]
-    rank = np.empty(n, dtype=np.int64)
-    rank[np.asarray(plan["order"])] = np.arange(n)
-    arrays["solve_rank"] = rank
-    meta = {"family": fam.config(), "seed": plan["request"]["seed"], "rtol": plan["request"]["rtol"],
-            "solver": plan["solver"], "order": plan["request"]["order"], "shard_size": plan["request"]["shard_size"],
-            "calibration": plan["calibration"], "baseline": plan["baseline"], "krylovlab_version": plan["version"]}
-    storage.write_dataset(out, arrays, meta, compression)
-    return Summary(out, n, plan["solver"], 0.0, float(np.mean(arrays["iterations"])),
-                   float(np.max(arrays["residual"])), plan["calibration"], plan["baseline"])
+        self.iterations.append(part["iterations"])
+        self.residuals.append(part["residual"])
+        self.writer.add(idx, {key.replace("inputs__", "inputs/"): value for key, value in part.items()})
+        if self.bar is not None and not resumed:  # resumed shards are in the bar's initial count
+            self.bar.iters.extend(part["iterations"].tolist())
+            self.bar.set_postfix(mean_iters=f"{np.mean(self.bar.iters):.1f}")
+            self.bar.update(len(idx))
+
+    def commit(self, plan, fam) -> Summary:
+        """Write the solving ranks and the metadata and commit the file; returns the `Summary`
+        (its ``seconds`` for the caller to set)."""
+        rank = np.empty(self.n, dtype=np.int64)
+        rank[np.asarray(plan["order"])] = np.arange(self.n)
+        request = plan["request"]
+        meta = {"family": fam.config(), "seed": request["seed"], "rtol": request["rtol"], "solver": plan["solver"],
+                "order": request["order"], "shard_size": request["shard_size"], "calibration": plan["calibration"],
+                "baseline": plan["baseline"], "krylovlab_version": plan["version"]}
+        self.writer.commit(meta, {"solve_rank": rank})
+        iters, resid = np.concatenate(self.iterations), np.concatenate(self.residuals)
+        return Summary(self.writer.target, self.n, plan["solver"], 0.0, float(np.mean(iters)), float(np.max(resid)),
+                       plan["calibration"], plan["baseline"])
+
+    def discard(self) -> None:
+        self.writer.discard()

@@ -84,10 +84,14 @@ def test_resume_after_interruption_is_identical(tmp_path, monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         datagen.generate("darcy", 10, out, solver="cg", **SMALL)
     assert not out.exists() and len(list((tmp_path / "run.h5.parts").glob("shard-*.npz"))) == 2
+    # the dataset filled so far lived in the work folder and was removed; nothing else was left behind
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ref.h5", "run.h5.parts"]
+    assert not list((tmp_path / "run.h5.parts").glob("*.tmp"))
     monkeypatch.setattr(datagen.pipeline, "run_shard", real)
     summary = datagen.generate("darcy", 10, out, solver="cg", **SMALL)
     assert summary.resumed_shards == 2
     _assert_same(datagen.load(ref), datagen.load(out))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ref.h5", "run.h5"]
 
 
 def _assert_same(a, b, exact=True):
@@ -336,13 +340,23 @@ def test_merge_places_rows_by_sample_index(tmp_path):
         storage.write_npz(files[-1], arrays, sync=False)
     plan = {"request": {"n_samples": 6, "seed": 0, "rtol": 1e-8, "order": "auto", "shard_size": 3},
             "order": [3, 0, 4, 1, 5, 2], "solver": "cg", "calibration": {}, "baseline": {}, "version": "test"}
-    pipeline._merge(tmp_path / "out.h5", tmp_path, plan, files, fam)
-    data = datagen.load(tmp_path / "out.h5")
-    np.testing.assert_array_equal(data["inputs"]["a"][:, 0, 0], np.arange(6))
-    np.testing.assert_array_equal(data["solution"][:, 0, 0], -np.arange(6))
-    np.testing.assert_array_equal(data["iterations"], 10 * np.arange(6))
-    assert data["solver"].tolist() == ["cg", "cg", "cg", "cg", "cg", "cg->direct"]
-    np.testing.assert_array_equal(data["solve_rank"], [1, 3, 5, 0, 2, 4])
-    with pytest.raises(RuntimeError, match="exactly once"):
-        pipeline._merge(tmp_path / "bad.h5", tmp_path, plan, [files[0], files[0]], fam)
-    assert not (tmp_path / "bad.h5").exists()
+    for out in ("out.h5", "out.npz"):
+        merge = pipeline._Merge(tmp_path / out, 6, None)
+        for f in files[::-1]:  # in any order
+            merge.add(f)
+        summary = merge.commit(plan, fam)
+        assert summary.mean_iterations == 25 and summary.max_residual == pytest.approx(6e-9)
+        data = datagen.load(tmp_path / out)
+        np.testing.assert_array_equal(data["inputs"]["a"][:, 0, 0], np.arange(6))
+        np.testing.assert_array_equal(data["solution"][:, 0, 0], -np.arange(6))
+        np.testing.assert_array_equal(data["iterations"], 10 * np.arange(6))
+        assert data["solver"].tolist() == ["cg", "cg", "cg", "cg", "cg", "cg->direct"]
+        np.testing.assert_array_equal(data["solve_rank"], [1, 3, 5, 0, 2, 4])
+        assert data["meta"]["solver"] == "cg"
+    for out in ("bad.h5", "bad.npz"):
+        merge = pipeline._Merge(tmp_path / out, 6, None)
+        merge.add(files[0])
+        merge.add(files[0])
+        with pytest.raises(RuntimeError, match="exactly once"):
+            merge.commit(plan, fam)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.h5", "out.npz", "shard-0.npz", "shard-1.npz"]
