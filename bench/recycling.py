@@ -241,6 +241,9 @@ def sequence_case(s, N, pre, repeat, out, with_gmres=True):
     rows = [
         measure("krylovlab RCG(8)", kl_solver(lambda: RCG(recycle_dim=8, harvest_dim=24, rtol=RTOL), pre),
                 mats, bs, repeat, False),
+        measure("krylovlab RCG(8), learning from the first 10 systems",
+                kl_solver(lambda: RCG(recycle_dim=8, harvest_dim=24, learn_solves=10, rtol=RTOL), pre),
+                mats, bs, repeat, False),
         measure("krylovlab CG", kl_solver(lambda: CG(rtol=RTOL, maxiter=20 * n), pre), mats, bs, repeat, False),
         measure("scipy cg", sp_cg(pre), mats, bs, repeat, True),
     ]

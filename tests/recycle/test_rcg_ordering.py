@@ -50,6 +50,28 @@ def test_rcg_sequence_converges_fewer_iterations_and_invariants():
     assert r.extras["recomputed_AW"] is True and r.converged
 
 
+def test_rcg_learn_solves_freezes_the_space_after_that_many_solves():
+    mats = spd_sequence(count=5, seed=4)
+    b = np.ones(mats[0].shape[0])
+    s = RCG(recycle_dim=6, harvest_dim=16, learn_solves=2, rtol=1e-9)
+    harvests, spaces = [], []
+    for A in mats:
+        r = s.solve(b, A=A)
+        assert r.converged and true_rel(A, b, r.x) <= 1e-9
+        harvests.append(r.extras["harvests"])
+        spaces.append(s.W.copy())
+    assert harvests[0] > 0 and harvests[1] > 0 and harvests[2:] == [0, 0, 0]
+    # frozen: later solves only re-A-orthonormalise the same space for their operator
+    for W in spaces[3:]:
+        Q0, Q1 = np.linalg.qr(spaces[2])[0], np.linalg.qr(W)[0]
+        np.testing.assert_allclose(np.linalg.svd(Q0.T @ Q1, compute_uv=False), 1.0, atol=1e-8)
+    assert not np.allclose(spaces[0], spaces[1])  # it did learn before
+    s.reset()  # learning starts again
+    assert s.solve(b, A=mats[0]).extras["harvests"] > 0
+    with pytest.raises(ValueError):
+        RCG(learn_solves=-1)
+
+
 def test_rcg_same_operator_reuses_AW_and_aw_is_exact():
     A = spd_sequence(count=1)[0]
     rng = np.random.default_rng(2)
