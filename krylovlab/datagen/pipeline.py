@@ -612,7 +612,7 @@ class _Connection:
         return self._future.result()[0]
 
     def close_in_background(self) -> None:
-        """Start closing (the driver merges the shards meanwhile); `close` waits for it."""
+        """Start closing (the driver commits the dataset file meanwhile); `close` waits for it."""
         if self._closing is None and not self.closed:
             self._closing = threading.Thread(target=self.close, name="krylovlab-dask-close")
             self._closing.start()

@@ -88,11 +88,12 @@ class DatasetWriter:
     """The final dataset, filled shard by shard in any order, then committed atomically.
 
     ``add(indices, arrays)`` places rows ``arrays[name][t]`` at sample
-    ``indices[t]``.  HDF5 rows go straight to a temporary file next to the
-    target (chunked one sample per chunk, what a training loader reads), so
-    the dataset is never whole in memory and a Dask run can merge each shard
-    while the workers solve the next ones; ``.npz`` rows are gathered in
-    memory (numpy writes an archive in one go).  String arrays (the solver
+    ``indices[t]``.  HDF5 fields (arrays with more than one axis) go straight
+    to a temporary file next to the target, chunked one sample per chunk
+    (what a training loader reads), so the dataset is never whole in memory
+    and a Dask run can merge each shard while the workers solve the next
+    ones; per-sample scalars, and everything for ``.npz`` (numpy writes an
+    archive in one go), are gathered in memory.  String arrays (the solver
     names) are gathered and written by `commit`, which also writes the
     metadata, checks that every sample arrived exactly once, flushes to disk
     and renames the file onto the target.  `discard` (or leaving a ``with``
@@ -153,16 +154,15 @@ class DatasetWriter:
             if value.dtype.kind == "U":  # strings may be longer in a later shard: gathered, written at the end
                 self._strings.setdefault(name, []).append((idx, value))
                 continue
-            if self.hdf5:
+            if self.hdf5 and value.ndim > 1:
                 if name not in self._file:
-                    chunks = (1, *value.shape[1:]) if value.ndim > 1 else None
                     self._file.create_dataset(name, shape=(self.n, *value.shape[1:]), dtype=value.dtype,
-                                              chunks=chunks, **(self._comp if value.ndim > 1 else {}))
+                                              chunks=(1, *value.shape[1:]), **self._comp)
                 dset = self._file[name]
                 # one write per row: a row list selection (h5py "fancy" indexing) was 14x slower here
                 for t in order:
                     dset[idx[t]] = value[t]
-            else:
+            else:  # .npz, and per-sample scalars in HDF5 (written whole by `commit`)
                 if name not in self._arrays:
                     self._arrays[name] = np.zeros((self.n, *value.shape[1:]), dtype=value.dtype)
                 self._arrays[name][idx] = value
@@ -177,7 +177,7 @@ class DatasetWriter:
                 idx = np.concatenate([i for i, _ in pieces])
                 whole[name] = np.concatenate([v for _, v in pieces])[np.argsort(idx, kind="stable")]
             if self.hdf5:
-                for name, arr in whole.items():
+                for name, arr in {**self._arrays, **whole}.items():
                     arr = np.asarray(arr)
                     self._file.create_dataset(name, data=arr.astype("S") if arr.dtype.kind == "U" else arr)
                 for key, value in meta.items():
