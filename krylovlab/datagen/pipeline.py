@@ -412,7 +412,7 @@ def generate(family, n_samples: int, out, *, seed: int = 0, solver: str = "auto"
     calibration_samples : int
         Samples ``solver="auto"`` times each candidate on.
     compression : {None, "lzf", "gzip"}
-        HDF5 compression of the sample arrays (see `storage.write_dataset`;
+        HDF5 compression of the sample arrays (see `storage.DatasetWriter`;
         float64 fields barely compress, so the default stores them raw).
 
     Returns

@@ -322,6 +322,21 @@ def test_compressed_hdf5_reads_back(tmp_path, compression):
         datagen.generate("darcy", 4, tmp_path / "d.h5", compression="zip", **SMALL)
 
 
+@pytest.mark.parametrize("name", ["w.h5", "w.npz"])
+def test_dataset_writer_refuses_bad_input_and_leaves_nothing(tmp_path, name):
+    from krylovlab.datagen import storage
+
+    with pytest.raises(ValueError, match="compression"):
+        storage.DatasetWriter(tmp_path / name, 3, compression="zip")
+    with pytest.raises(ValueError, match=r"\[0, 3\)"):
+        with storage.DatasetWriter(tmp_path / name, 3) as writer:
+            writer.add([0, 3], {"solution": np.zeros((2, 4, 4))})
+    with pytest.raises(ValueError, match=r"\[0, 3\)"):
+        with storage.DatasetWriter(tmp_path / name, 3) as writer:
+            writer.add([-1], {"solution": np.zeros((1, 4, 4))})
+    assert list(tmp_path.iterdir()) == []  # no target, no temporary file
+
+
 def test_merge_places_rows_by_sample_index(tmp_path):
     """Shards hold interleaved samples and solver names of different lengths; the merge puts every row at its
     sample index and refuses shards that do not cover every sample exactly once."""
