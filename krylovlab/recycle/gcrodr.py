@@ -189,6 +189,32 @@ class GCRODR(Solver):
         """Harmonic Ritz values of A M for the columns of U, or None."""
         return None if self._ritz is None else self._ritz.copy()
 
+    def set_recycle_space(self, U) -> None:
+        """Use the columns of U (n × j, j ≤ ``recycle_dim``) as the recycle space from the next solve on.
+
+        For a deflation space known in advance (eigenvectors of a nearby
+        operator, a coarse-grid basis, a space saved from another run), as
+        PETSc's ``KSPHPDDMSetDeflationMat``.  C = A M U is formed and
+        orthonormalised by the next solve (j matvecs); columns that are
+        numerically dependent after that are dropped.  Later solves replace
+        the space by harmonic (or standard) Ritz vectors as usual.
+        """
+        U = np.asarray(U)
+        if U.ndim == 1:
+            U = U[:, None]
+        if U.ndim != 2 or U.shape[1] == 0:
+            raise ValueError(f"U must be a non-empty n × j array, got shape {U.shape}")
+        if U.shape[1] > self.recycle_dim:
+            raise ValueError(f"U has {U.shape[1]} columns, more than recycle_dim = {self.recycle_dim}")
+        if self.A is not None and U.shape[0] != self.A.n:
+            raise ValueError(f"U has {U.shape[0]} rows, the operator has {self.A.n}")
+        if U.dtype.kind not in "fc":
+            raise TypeError(f"U must be a float or complex array, got dtype {U.dtype}")
+        if not np.all(np.isfinite(U)):
+            raise ValueError("U contains NaN or Inf")
+        self._reset_state()
+        self._U = np.ascontiguousarray(U.T)
+
     def __getstate__(self):
         state = self.__dict__.copy()
         state["_ws"] = None

@@ -389,3 +389,26 @@ def test_update_every_refreshes_less_and_stays_exact(complex_):
             GCRODR(update_every=bad)
     with pytest.raises(TypeError, match="update_every"):
         GCRODR(update_every=1.5)
+
+
+def test_set_recycle_space_deflates_from_the_first_solve():
+    # the exact eigenvectors of the smallest eigenvalues of an SPD matrix: the first solve already
+    # profits (fewer matvecs than GMRES-DR, the k matvecs for C = A U included)
+    A = poisson((24, 24)).tocsr()
+    b = np.random.default_rng(3).standard_normal(A.shape[0])
+    _, vecs = np.linalg.eigh(A.toarray())
+    fresh = GCRODR(A, krylov_dim=30, recycle_dim=10, rtol=1e-9).solve(b)
+    s = GCRODR(A, krylov_dim=30, recycle_dim=10, rtol=1e-9)
+    s.set_recycle_space(vecs[:, :10])
+    res = s.solve(b)
+    assert res.converged and res.extras["recomputed_C"] and true_rel(A, b, res.x) <= 1e-9
+    assert res.nmatvec < fresh.nmatvec
+    check_invariants(s, A)
+    # a single vector is accepted as one column; bad spaces are refused without touching the state
+    s.set_recycle_space(vecs[:, 0])
+    assert s.U.shape == (A.shape[0], 1)
+    for bad, err in [(vecs[:, :11], ValueError), (vecs[:5, :3], ValueError), (np.full((A.shape[0], 2), np.nan), ValueError),
+                     (np.ones((A.shape[0], 2), dtype=int), TypeError), (np.zeros((A.shape[0], 0)), ValueError)]:
+        with pytest.raises(err):
+            s.set_recycle_space(bad)
+    assert s.U.shape == (A.shape[0], 1)
