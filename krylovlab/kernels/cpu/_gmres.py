@@ -34,17 +34,37 @@ _RTOL, _HAPPY, _MAXITER, _BREAKDOWN, _NANORINF, _STAGNATION = 2, 5, -3, -5, -9, 
 
 
 # ------------------------------------------------------------- solution update
+#: rows per chunk of the solution update: the chunk's partial sums stay in L1 while the k basis rows stream by
+_COMBINE_CHUNK = 512
+
+
 @nb.njit(**_jit_fm)
 def _combine_range(V, k, y, d, x, lo, hi):
+    """x[lo:hi] += D·(V[:k]ᵀ y)[lo:hi], chunk by chunk.
+
+    Within a chunk each basis row is read contiguously (one stream at a time,
+    vectorised) into partial sums kept in L1.  Every entry still sums its k
+    terms in basis order, so the result is bitwise that of a row-by-row loop;
+    the row-by-row loop itself, with its k interleaved strided streams, ran
+    2.3–2.5x slower at n = 90 000, k = 30 (ad-hoc).
+    """
     scaled = d.shape[0] > 0
-    for i in range(lo, hi):
-        acc = x.dtype.type(0)
+    acc = np.empty(_COMBINE_CHUNK, dtype=x.dtype)
+    for c0 in range(lo, hi, _COMBINE_CHUNK):
+        m = min(_COMBINE_CHUNK, hi - c0)
+        for i in range(m):
+            acc[i] = 0
         for q in range(k):
-            acc += V[q, i] * y[q]
+            vq = V[q]
+            yq = y[q]
+            for i in range(np.uint64(0), np.uint64(m)):
+                acc[i] += vq[np.uint64(c0) + i] * yq
         if scaled:
-            x[i] += d[i] * acc
+            for i in range(m):
+                x[c0 + i] += d[c0 + i] * acc[i]
         else:
-            x[i] += acc
+            for i in range(m):
+                x[c0 + i] += acc[i]
 
 
 @nb.njit(**_jit)
@@ -227,9 +247,8 @@ def hessenberg_solve(H, g, k, y):
 
 # ---------------------------------------------------------------------- whole solve
 @nb.njit(**_jit)
-def _residual_serial(indptr, indices, data, b, x, r):
-    """r ← b − A x; return ‖r‖²."""
-    spmv_serial(indptr, indices, data, x, r)
+def _sub_norm_serial(b, r):
+    """r ← b − r; return ‖r‖²."""
     ss = 0.0
     for i in range(b.shape[0]):
         ri = b[i] - r[i]
@@ -239,14 +258,41 @@ def _residual_serial(indptr, indices, data, b, x, r):
 
 
 @nb.njit(parallel=True, **_jit)
-def _residual_parallel(indptr, indices, data, b, x, r):
-    spmv_parallel(indptr, indices, data, x, r)
+def _sub_norm_parallel(b, r):
     ss = 0.0
     for i in nb.prange(b.shape[0]):
         ri = b[i] - r[i]
         r[i] = ri
         ss += ri.real * ri.real + ri.imag * ri.imag
     return ss
+
+
+@nb.njit(**_jit)
+def _residual_serial(indptr, indices, data, b, x, r):
+    """r ← b − A x; return ‖r‖²."""
+    spmv_serial(indptr, indices, data, x, r)
+    return _sub_norm_serial(b, r)
+
+
+@nb.njit(**_jit)
+def _residual_parallel(indptr, indices, data, b, x, r):
+    spmv_parallel(indptr, indices, data, x, r)
+    return _sub_norm_parallel(b, r)
+
+
+@nb.njit(**_jit)
+def _residual(indptr, indices, data, dia_off, dia_val, b, x, r, parallel):
+    """r ← b − A x; return ‖r‖².  A is read from its diagonal storage when ``dia_off`` is not empty
+    (bitwise the CSR product for sorted rows, at two thirds of the bytes)."""
+    if dia_off.shape[0] == 0:
+        if parallel:
+            return _residual_parallel(indptr, indices, data, b, x, r)
+        return _residual_serial(indptr, indices, data, b, x, r)
+    if parallel:
+        dia_spmv_parallel(dia_off, dia_val, x, r)
+        return _sub_norm_parallel(b, r)
+    dia_spmv_serial(dia_off, dia_val, x, r)
+    return _sub_norm_serial(b, r)
 
 
 @nb.njit(**_jit)
@@ -285,8 +331,8 @@ def gmres_csr(indptr, indices, data, data_pc, inv_diag, b, x, tol, maxiter, rest
 
     ``dia_off`` / ``dia_val_pc``: A·D⁻¹ in row-aligned diagonal storage
     (`kernels.cpu._dia`), used for the Arnoldi products when ``dia_off`` is
-    not empty (bitwise the CSR product for sorted rows; residuals at restarts
-    stay on CSR).
+    not empty (bitwise the CSR product for sorted rows), and for the residuals
+    at restarts too when there is no preconditioner (then it holds A itself).
 
     ``V`` (``(restart + 1, n + pad)``, C order, b's dtype) is the basis
     storage; only the first n entries of a row are read or written;
@@ -308,12 +354,11 @@ def gmres_csr(indptr, indices, data, data_pc, inv_diag, b, x, tol, maxiter, rest
     h2 = np.zeros(m + 1, dtype=b.dtype)
     y = np.zeros(m, dtype=b.dtype)
     nmv = 0
+    # residuals read A from the diagonal storage too when that holds A itself (no preconditioner)
+    res_off = dia_off if inv_diag.shape[0] == 0 else dia_off[:0]
     # r ← b − A x0, in w
     if x0_nonzero:
-        if parallel:
-            rr = _residual_parallel(indptr, indices, data, b, x, w)
-        else:
-            rr = _residual_serial(indptr, indices, data, b, x, w)
+        rr = _residual(indptr, indices, data, res_off, dia_val_pc, b, x, w, parallel)
         nmv += 1
         rnorm = np.sqrt(rr)
     else:
@@ -397,10 +442,7 @@ def gmres_csr(indptr, indices, data, data_pc, inv_diag, b, x, tol, maxiter, rest
             gs_combine_serial(V, k, y, inv_diag, x)
         cycles += 1
         # true residual r ← b − A x, into w for the next cycle
-        if parallel:
-            rr = _residual_parallel(indptr, indices, data, b, x, w)
-        else:
-            rr = _residual_serial(indptr, indices, data, b, x, w)
+        rr = _residual(indptr, indices, data, res_off, dia_val_pc, b, x, w, parallel)
         nmv += 1
         rnorm = np.sqrt(rr)
         if not np.isfinite(rnorm):
