@@ -9,7 +9,11 @@ rtol 1e-8.  Every strategy assembles and solves the same seeded samples
 * pyamg smoothed aggregation + CG per sample (setup + solve);
 * krylovlab GCRO-DR with carried recycle space, unsorted and SKR-sorted;
 * krylovlab ``datagen`` with ``solver="auto"`` (includes feature ordering,
-  calibration and writing the HDF5 file), 1 worker and 2 Dask workers.
+  calibration and writing the HDF5 file), 1 worker and 2 Dask workers;
+* the ceiling for 2 workers on this machine: 2 plain local ``generate``
+  processes started together, each on half the samples (its own seed), no
+  Dask — what two single-threaded solvers get from the shared cache and
+  memory bandwidth.
 
 What each time includes.  Per-sample peers: drawing the sample (GRF),
 assembling A and b, the solve and a true-residual check — the same sampling
@@ -114,6 +118,38 @@ def run_datagen(name, fam, seed, count, tmp, **kw):
             "mean iters": s.mean_iterations, "max residual": s.max_residual, "chosen": s.solver}
 
 
+_CEILING_CHILD = """
+import sys, time
+from krylovlab import datagen
+from krylovlab.problems import get_family
+cfg, count, seed, rtol, out = eval(sys.argv[1])
+fam = get_family(cfg.pop("family"), **cfg)
+t0 = time.perf_counter()
+datagen.generate(fam, count, out, seed=seed, rtol=rtol, progress=False, overwrite=True)
+print(time.perf_counter() - t0)
+"""
+
+
+def independent_processes(fam, n_samples, seed, rtol, processes, tmp):
+    """The machine's ceiling for ``processes`` single-threaded solvers: as many plain local `generate` runs
+    (no Dask), started together, each on its share of the samples (its own seed); the wall time until the
+    last one finishes.  The processes share only the hardware (last-level cache, memory bandwidth)."""
+    import subprocess
+
+    share = -(-n_samples // processes)
+    t0 = time.perf_counter()
+    procs = [subprocess.Popen([sys.executable, "-c", _CEILING_CHILD,
+                               repr((dict(fam.config()), share, seed + 1 + w, rtol, str(Path(tmp) / f"ceiling{w}.h5")))],
+                              stdout=subprocess.PIPE, text=True) for w in range(processes)]
+    for pr in procs:
+        out, _ = pr.communicate()
+        if pr.returncode != 0:
+            raise RuntimeError("an independent datagen process failed")
+    return {"strategy": f"ceiling: {processes} independent local processes, {share} samples each (no Dask)",
+            "seconds": time.perf_counter() - t0, "count": share * processes, "mean iters": float("nan"),
+            "max residual": float("nan"), "chosen": ""}
+
+
 def case(fam, n_samples, peer_samples, seed, rtol, workers):
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -133,6 +169,7 @@ def case(fam, n_samples, peer_samples, seed, rtol, workers):
         if workers > 1:
             rows.append(run_datagen(f"krylovlab auto, {workers} workers", fam, seed, n_samples, tmp, rtol=rtol,
                                     workers=workers))
+            rows.append(independent_processes(fam, n_samples, seed, rtol, workers, tmp))
     for r in rows:
         r["total (s)"] = r["seconds"] * n_samples / r["count"]
         r["samples/s"] = n_samples / r["total (s)"]
@@ -143,7 +180,7 @@ def case(fam, n_samples, peer_samples, seed, rtol, workers):
         if r["count"] != n_samples:
             r["strategy"] += " *"
     auto = next(r for r in rows if r["strategy"] == "krylovlab auto")
-    others = [r for r in rows if not r["strategy"].startswith("krylovlab auto")]
+    others = [r for r in rows if not r["strategy"].startswith(("krylovlab auto", "ceiling"))]
     best_other = min(others, key=lambda r: r["total (s)"])
     for r in rows:
         r["auto speedup"] = r["total (s)"] / auto["total (s)"]
@@ -198,6 +235,11 @@ def main(argv=None):
             block.append(f"{args.workers} workers vs 1: {auto['total (s)'] / p['total (s)']:.2f}x throughput "
                          f"including warm-up ({p['warm-up (s)']:.1f} s waiting for the cluster); "
                          f"{rest1 / rest:.2f}x without warm-up (target >= 1.3x)")
+            ceiling = next((r for r in rows if r["strategy"].startswith("ceiling")), None)
+            if ceiling is not None:
+                block.append(f"ceiling on this machine: {args.workers} independent local runs together give "
+                             f"{auto['total (s)'] / ceiling['total (s)']:.2f}x the throughput of one "
+                             "(shared last-level cache and memory bandwidth; no Dask, no shared driver)")
         print("\n".join(block), flush=True)
         text += block
     default = not args.full and args.grids is None and args.samples == 200 and args.workers == 2
