@@ -33,7 +33,8 @@ Load the result with krylovlab.datagen.load(PATH).
 @click.option("--rtol", default=1e-8, show_default=True, type=float,
               help="Every sample satisfies ||b - Ax|| <= rtol ||b||.")
 @click.option("--order", default="auto", show_default=True, type=click.Choice(["auto", "skr", "scalable", "none"]),
-              help="Solving order (skr: greedy nearest neighbour on the samples' features).")
+              help="Solving order (skr: greedy nearest neighbour on the samples' features; auto: skr or, for "
+                   "many samples, scalable - only when the chosen solver gains from similar neighbours).")
 @click.option("--shard-size", default=None, type=click.IntRange(min=1),
               help="Samples per shard: the unit of resumption and of parallel tasks "
                    "[default: equal shards of at most 32, an even number of them].")

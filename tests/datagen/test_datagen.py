@@ -375,3 +375,20 @@ def test_merge_places_rows_by_sample_index(tmp_path):
         with pytest.raises(RuntimeError, match="exactly once"):
             merge.commit(plan, fam)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.h5", "out.npz", "shard-0.npz", "shard-1.npz"]
+
+
+@pytest.mark.parametrize("solver, used", [("amg-cg", "none"), ("direct", "none"), ("cg", "skr"), ("rcg", "skr")])
+def test_auto_order_sorts_only_for_strategies_that_gain(tmp_path, solver, used):
+    out = tmp_path / "x.npz"
+    datagen.generate("darcy", 9, out, solver=solver, grid=12, seed=4, progress=False, shard_size=3)
+    data = _check_dataset(out, 9, grid=12)
+    assert data["meta"]["order"] == "auto" and data["meta"]["order_used"] == used
+    rank = data["solve_rank"].tolist()
+    if used == "none":
+        assert rank == list(range(9))
+    else:  # the greedy tour: starts at sample 0 and is (for these fields) not the index order
+        assert rank[0] == 0 and rank != list(range(9))
+    forced = tmp_path / "forced.npz"
+    datagen.generate("darcy", 9, forced, solver=solver, order="skr", grid=12, seed=4, progress=False, shard_size=3)
+    meta = datagen.load(forced)["meta"]
+    assert meta["order_used"] == "skr"
