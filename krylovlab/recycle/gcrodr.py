@@ -45,6 +45,15 @@ eigenproblem are carried from cycle to cycle as small matrices), the new U
 and the new C.  Measured on the 50×50 Darcy benchmark, that update (≈ 40×40
 Schur decomposition plus those products) still costs about twice the 20
 Arnoldi steps of a cycle.
+
+On a GPU (CuPy arrays: A as a ``cupyx.scipy.sparse`` matrix or a device
+array, b on the device) every n-sized array stays on the device: each
+Arnoldi step orthogonalises against the block [C, V] by classical
+Gram–Schmidt twice (two matrix–vector products per pass, where the host
+uses MGS), and the recycle update, C = A M U and its Cholesky QR are
+matrix products there.  The Hessenberg column, the Givens rotations and the
+k × k or m × m dense work go to the host.  The tests run this path with
+numpy as the array namespace.
 """
 
 from __future__ import annotations
@@ -199,7 +208,12 @@ class GCRODR(Solver):
         numerically dependent after that are dropped.  Later solves replace
         the space by harmonic (or standard) Ritz vectors as usual.
         """
-        U = np.asarray(U)
+        from .._operator import is_device_array
+
+        xp = np
+        if is_device_array(U):
+            import cupy as xp  # the space stays where it is: device solves use it there
+        U = xp.asarray(U)
         if U.ndim == 1:
             U = U[:, None]
         if U.ndim != 2 or U.shape[1] == 0:
@@ -210,10 +224,10 @@ class GCRODR(Solver):
             raise ValueError(f"U has {U.shape[0]} rows, the operator has {self.A.n}")
         if U.dtype.kind not in "fc":
             raise TypeError(f"U must be a float or complex array, got dtype {U.dtype}")
-        if not np.all(np.isfinite(U)):
+        if not bool(xp.all(xp.isfinite(U))):
             raise ValueError("U contains NaN or Inf")
         self._reset_state()
-        self._U = np.ascontiguousarray(U.T)
+        self._U = xp.ascontiguousarray(U.T)
 
     def __getstate__(self):
         state = self.__dict__.copy()
@@ -277,24 +291,24 @@ class GCRODR(Solver):
         with blas_single_thread():
             result = super().solve(b, x0)
         if result.converged:
-            self._last_x = np.array(result.x, copy=True)
+            self._last_x = result.x.copy()
         else:
             self._U, self._C, self._ritz, self._C_valid = backup
         return result
 
     # ------------------------------------------------------------------- workspace
-    def _workspace(self, n, dtype):
+    def _workspace(self, n, dtype, xp=np):
         m = self.krylov_dim
         ws = self._ws
-        if ws is None or ws["n"] != n or ws["dtype"] != dtype:
+        if ws is None or ws["n"] != n or ws["dtype"] != dtype or ws["xp"] is not xp:
             rdt = np.empty(0, dtype=dtype).real.dtype
-            ws = dict(n=n, dtype=dtype,
-                      W=np.empty((m + 1, n), dtype=dtype),
+            ws = dict(n=n, dtype=dtype, xp=xp,
+                      W=xp.empty((m + 1, n), dtype=dtype),
                       Ht=np.zeros((m, m + 1), dtype=dtype),
                       R=np.zeros((m + 1, m), dtype=dtype),
                       g=np.zeros(m + 1, dtype=dtype),
                       cs=np.zeros(m, dtype=rdt), sn=np.zeros(m, dtype=dtype),
-                      w=np.empty(n, dtype=dtype), t=np.empty(n, dtype=dtype),
+                      w=xp.empty(n, dtype=dtype), t=xp.empty(n, dtype=dtype),
                       h2=np.zeros(m + 1, dtype=dtype))  # second-pass coefficients of the MGS step
             self._ws = ws
         return ws
@@ -302,14 +316,17 @@ class GCRODR(Solver):
     # ----------------------------------------------------------------- iteration
     def _iterate(self, pb: Problem) -> Outcome:
         op, M = pb.op, pb.M
-        if op.device:
-            raise TypeError("GCRODR runs on the host only")
         n, dtype = op.n, pb.dtype
         m, k = self.krylov_dim, self.recycle_dim
-        ws = self._workspace(n, dtype)
+        # device arrays: the n-sized work in the array namespace (block CGS2, matrix products), the
+        # small dense work on the host
+        generic = _use_generic(op)
+        xp = pb.xp if generic else np
+        ws = self._workspace(n, dtype, xp)
         W, Ht, R, g, cs, sn, w, tmp, h2 = (ws[key] for key in ("W", "Ht", "R", "g", "cs", "sn", "w", "t", "h2"))
-        jitted = op.kind == "csr" and not pb.live and (M is None or M.inv_diag is not None)
-        if op.kind == "csr":
+        host_csr = op.kind == "csr" and not generic and (M is None or M.inv_diag is not None)
+        jitted = host_csr and not pb.live
+        if host_csr:
             a = op.csr
             data = a.data if a.data.dtype == dtype else a.data.astype(dtype)
             d = np.empty(0, dtype=dtype) if M is None or M.inv_diag is None else \
@@ -320,7 +337,7 @@ class GCRODR(Solver):
         def apply_B(v, out):
             """out ← A M v."""
             nonlocal nmv, nprec
-            if op.kind == "csr" and (M is None or M.inv_diag is not None):
+            if host_csr:
                 cpu.apply_op_rows(a.indptr, a.indices, data, d, v[None, :], 1, out[None, :])
             else:
                 z = pb.precond(v) if has_M else v
@@ -339,7 +356,8 @@ class GCRODR(Solver):
         r = pb.residual(x) if pb.x0_given else b.copy()
         nmv += pb.x0_given
         rn = pb.norm(r)
-        extras = {"recycle_dim": 0, "krylov_dim": m, "path": "jitted" if jitted else "python",
+        extras = {"recycle_dim": 0, "krylov_dim": m,
+                  "path": "jitted" if jitted else ("array namespace" if generic else "python"),
                   "recomputed_C": False, "cycles": 0, "updates": 0}
         hist = np.zeros(pb.maxiter + 1 if pb.record_history else 0)
         if hist.size:
@@ -348,6 +366,11 @@ class GCRODR(Solver):
             return Outcome(x, Status.NANORINF, 0, rn, nmv, nprec, hist[:1] if hist.size else None, extras)
 
         # ---- bring the recycle space to this operator and project the residual
+        if self._U is not None and isinstance(self._U, np.ndarray) == generic:
+            # learned on the other side of the host/device divide: move it here (C = A M U stays valid)
+            move = xp.asarray if generic else _to_host
+            self._U = move(self._U)
+            self._C = None if self._C is None else move(self._C)
         kc = 0
         U = None
         CU = (None, None)  # (Cᴴ U, Uᴴ U) — see _deflate
@@ -357,18 +380,23 @@ class GCRODR(Solver):
             if self._C_valid:
                 C = self._C.astype(dtype, copy=False)
             else:
-                U, C = self._recompute_C(U, apply_B, n, dtype)
+                U, C = self._recompute_C(U, apply_B, n, dtype, xp if generic else None)
                 extras["recomputed_C"] = True
             kc = U.shape[0]
             if kc:
                 W[:kc] = C
-                h = np.zeros(kc, dtype=dtype)
-                rn = cpu.orth_cgs2(W, kc, r, h)  # r ← (I − CCᴴ) r, h ← Cᴴ r
-                cpu.combine(U, h, kc, tmp, 0.0)  # t ← U Cᴴ r
+                if generic:
+                    h = _orth_block(xp, W[:kc], r)  # r ← (I − CCᴴ) r, h ← Cᴴ r (twice)
+                    rn = pb.norm(r)
+                    _rows_combine(xp, U, h, tmp, 0.0)  # t ← U Cᴴ r
+                else:
+                    h = np.zeros(kc, dtype=dtype)
+                    rn = cpu.orth_cgs2(W, kc, r, h)  # r ← (I − CCᴴ) r, h ← Cᴴ r
+                    cpu.combine(U, h, kc, tmp, 0.0)  # t ← U Cᴴ r
                 x += apply_M(tmp)  # x ← x + M U Cᴴ r
                 self._U, self._C, self._C_valid = U, W[:kc].copy(), True
                 # Cᴴ U and Uᴴ U, kept up to date from small matrices by _deflate
-                CU = (_gemm_h(W[:kc], U), _gemm_h(U, U))
+                CU = (_to_host(_gemm_h(W[:kc], U)), _to_host(_gemm_h(U, U)))
                 if hist.size:
                     hist[0] = rn
             else:
@@ -398,8 +426,14 @@ class GCRODR(Solver):
                 nprec += s * has_M
                 code = _STATUS[int(code)]
             else:
-                s, code, est = self._cycle_python(pb, W, kc, smax, Ht, R, g, cs, sn, hist, its, w, apply_B,
-                                                  x, U, apply_M, h2)
+                if generic:
+                    def step(j, kc=kc):
+                        return _generic_step(xp, pb, W, kc, j, w, Ht[j], R, g, cs, sn)
+                else:
+                    def step(j, kc=kc):
+                        return cpu.arnoldi_finish_step(W, kc, j, w, Ht[j], R, g, cs, sn, h2)
+                s, code, est = self._cycle_python(pb, W, kc, smax, Ht, hist, its, w, apply_B, x, U, apply_M, R, g,
+                                                  step)
             extras["cycles"] += 1
             its += s
             if code is Status.NANORINF or s == 0:
@@ -410,26 +444,28 @@ class GCRODR(Solver):
             y2 = sla.solve_triangular(R[:s, :s], g[:s], check_finite=False)
             Hbar = Ht[:s, kc:kc + s + 1].T  # (s+1) × s
             Bm = Ht[:s, :kc].T  # kc × s
-            cpu.combine(W[kc:], y2.astype(dtype, copy=False), s, tmp, 0.0)  # t ← Vₛ y2
+            combine = (lambda rows, c, cnt, out, beta: _rows_combine(xp, rows[:cnt], c[:cnt], out, beta)) if generic \
+                else cpu.combine
+            combine(W[kc:], y2.astype(dtype, copy=False), s, tmp, 0.0)  # t ← Vₛ y2
             if kc:
                 y1 = -(Bm @ y2)
-                cpu.combine(U, y1.astype(dtype, copy=False), kc, tmp, 1.0)  # t ← t + U y1
+                combine(U, y1.astype(dtype, copy=False), kc, tmp, 1.0)  # t ← t + U y1
             dx = apply_M(tmp)
-            if not math.isfinite(abs(dx.sum())):
+            if not math.isfinite(float(abs(dx.sum()))):
                 status, rn = Status.NANORINF, math.inf
                 break
             x += dx  # x ← x + M (U y1 + Vₛ y2)
             # r ← Vₛ₊₁ (β e₁ − H̄ y2)   (the C components vanish by the choice of y1)
             nbuf[: s + 1] = -(Hbar @ y2)
             nbuf[0] += rn
-            cpu.combine(W[kc:], nbuf, s + 1, r, 0.0)
+            combine(W[kc:], nbuf, s + 1, r, 0.0)
             rn_old = rn
             rn = pb.norm(r)
             # ---- new recycle space from harmonic Ritz vectors: after every `update_every`-th cycle,
             # while there is none, and after the last cycle of the solve
             last = code is not Status.MAXITER or its >= pb.maxiter
             if k > 0 and (last or kc == 0 or extras["cycles"] % self.update_every == 0):
-                U, kc, CU = self._deflate(W, U, kc, s, Ht, dtype, k, CU)
+                U, kc, CU = self._deflate(W, U, kc, s, Ht, dtype, k, CU, xp if generic else None)
                 extras["recycle_dim"] = kc
                 extras["updates"] += 1
             if code is Status.RTOL:
@@ -450,21 +486,30 @@ class GCRODR(Solver):
             # The Arnoldi basis is orthogonalised by MGS, whose loss of orthogonality (≈ ε·κ) the new C
             # inherits; one Cholesky-QR step on the stored pair restores CᴴC = I to rounding for the
             # next solve (C = A M U is kept: U gets the same row transformation).
-            C, Un = self._C.copy(), self._U.copy()
-            if _cholqr_rows(C, Un):
-                self._C, self._U = C, Un
+            if generic:
+                pair = _cholqr_rows_xp(xp, self._C, self._U)
+                if pair is not None:
+                    self._C, self._U = pair
+            else:
+                C, Un = self._C.copy(), self._U.copy()
+                if _cholqr_rows(C, Un):
+                    self._C, self._U = C, Un
         if status in (Status.RTOL,) and pb.solver.atol > 0 and pb.tol == pb.solver.atol:
             status = Status.ATOL
         history = hist[: its + 1] if hist.size else None
         return Outcome(x, status, its, float(rn), nmv, nprec, history, extras)
 
     # ------------------------------------------------------------ python cycle
-    def _cycle_python(self, pb, W, kc, smax, Ht, R, g, cs, sn, hist, its, w, apply_B, x, U, apply_M, h2):
-        """Same as `kernels.cpu.gcro_cycle_csr`, one Python-level step at a time, with monitors."""
+    def _cycle_python(self, pb, W, kc, smax, Ht, hist, its, w, apply_B, x, U, apply_M, R, g, step):
+        """Same as `kernels.cpu.gcro_cycle_csr`, one Python-level step at a time, with monitors.
+
+        ``step(j)`` finishes Arnoldi step j once ``w = B v_j`` is formed (orthogonalisation, new basis
+        vector, Givens rotations) and returns ``(residual estimate, happy breakdown)``.
+        """
         res = abs(g[0])
         for j in range(smax):
             apply_B(W[kc + j], w)  # w ← A M v_j
-            res, happy = cpu.arnoldi_finish_step(W, kc, j, w, Ht[j], R, g, cs, sn, h2)
+            res, happy = step(j)
             if res < 0:
                 return j, Status.BREAKDOWN, abs(g[j])
             if its + 1 + j < hist.shape[0]:
@@ -484,26 +529,45 @@ class GCRODR(Solver):
     @staticmethod
     def _lazy_x(pb, W, kc, s, Ht, R, g, x, U, apply_M):
         def xfun():
-            y2 = sla.solve_triangular(R[:s, :s], g[:s], check_finite=False)
-            t = (y2 @ W[kc:kc + s]).astype(pb.dtype, copy=False)
+            xp = pb.xp
+            y2 = sla.solve_triangular(R[:s, :s], g[:s], check_finite=False).astype(pb.dtype, copy=False)
+            t = xp.asarray(y2) @ W[kc:kc + s]
             if kc:
-                t = t - (Ht[:s, :kc].T @ y2) @ U
+                t = t - xp.asarray(Ht[:s, :kc].T @ y2) @ U
             return x + (pb.precond(t) if pb.M is not None else t)
 
         return xfun
 
     # ------------------------------------------------------------- recycle updates
-    def _recompute_C(self, U, apply_B, n, dtype):
+    def _recompute_C(self, U, apply_B, n, dtype, xp=None):
         """C = B U with orthonormal rows; U ← U R⁻¹ accordingly (drops numerically dependent columns).
 
         Cholesky QR twice (two k × k Gram matrices and triangular solves, BLAS-3) when B U is
         well conditioned, as it is when the operator changed moderately; Householder QR with a
-        rank test otherwise.
+        rank test otherwise.  ``xp``: the array namespace of device arrays (None: host kernels).
         """
         kc = U.shape[0]
-        Ct = np.empty((kc, n), dtype=dtype)
+        Ct = (np if xp is None else xp).empty((kc, n), dtype=dtype)
         for i in range(kc):
             apply_B(U[i], Ct[i])  # C̃_i ← A M u_i
+        if xp is not None:
+            if not bool(xp.all(xp.isfinite(Ct))):
+                return U[:0], Ct[:0]
+            pair = _cholqr_rows_xp(xp, Ct, U)
+            pair = None if pair is None else _cholqr_rows_xp(xp, *pair)
+            if pair is not None:
+                return pair[1], pair[0]
+            Q, Rr = xp.linalg.qr(Ct.T)
+            dg = np.abs(np.diag(_to_host(Rr)))
+            keep = dg > 1e-10 * max(dg.max(initial=0.0), 1e-300)
+            if not keep.all():
+                rows = xp.asarray(np.flatnonzero(keep))
+                Q, Rr = xp.linalg.qr(Ct[rows].T)
+                U = U[rows]
+            # rows(U_new) = R⁻ᵀ rows(U), with R⁻ᵀ formed on the host (k × k)
+            Rinv_t = sla.solve_triangular(_to_host(Rr), np.eye(Rr.shape[0], dtype=dtype), trans="T",
+                                          check_finite=False)
+            return xp.asarray(Rinv_t) @ U, xp.ascontiguousarray(Q.T)
         if not np.all(np.isfinite(Ct)):
             return U[:0], Ct[:0]
         C, Un = Ct.copy(), U.copy()
@@ -519,7 +583,7 @@ class GCRODR(Solver):
         Unew = sla.solve_triangular(Rr, U, trans="T", check_finite=False)
         return np.ascontiguousarray(Unew, dtype=dtype), np.ascontiguousarray(Q.T, dtype=dtype)
 
-    def _deflate(self, W, U, kc, s, Ht, dtype, k, grams):
+    def _deflate(self, W, U, kc, s, Ht, dtype, k, grams, xp=None):
         """Harmonic Ritz update of (U, C) from B [U D, Vₛ] = [C, Vₛ₊₁] Ḡ; C is written into W[:k'].
 
         ``grams`` = (Cᴴ U, Uᴴ U) for the current pair; returns (U, k', grams) for the
@@ -528,7 +592,8 @@ class GCRODR(Solver):
         vectors of B on span(Ŵ) replace the harmonic ones: (Ŵᴴ B Ŵ) z = θ (ŴᴴŴ) z, where
         Ŵᴴ B Ŵ = (V̂ᴴŴ)ᴴ Ḡ and ŴᴴŴ comes from Uᴴ U and Vₛᴴ U.  The n-sized work is three BLAS-3 products: Vₛ₊₁ᴴ U, the new
         U and the new C.  The small dense work calls LAPACK directly (the numpy/scipy wrappers
-        cost as much as the factorisations at these sizes).
+        cost as much as the factorisations at these sizes).  ``xp``: the array namespace of device
+        arrays (then the three n-sized products run there; None: host BLAS).
         """
         mm = kc + s
         if mm == 0:
@@ -544,7 +609,7 @@ class GCRODR(Solver):
             Gbar[:kc, :kc] = np.diag(dn)
             # [C, Vₛ₊₁]ᴴ U: the C block is known (CU), the V block is one BLAS-3 call
             VhW[:kc, :kc] = CU * dn
-            VhW[kc:, :kc] = _gemm_h(W[kc:mm + 1], U) * dn
+            VhW[kc:, :kc] = _to_host(_gemm_h(W[kc:mm + 1], U)) * dn
         Gbar[:, kc:] = Ht[:s, :mm + 1].T
         VhW[kc:kc + s, kc:] = np.eye(s)
         # Ḡᴴ Ḡ z = θ Ḡᴴ (V̂ᴴŴ) z  ⇔  Ḡ⁺ (V̂ᴴŴ) z = μ z with μ = 1/θ; Ḡ⁺ through a QR of Ḡ
@@ -607,14 +672,20 @@ class GCRODR(Solver):
         if not (np.all(np.isfinite(Y)) and np.all(np.isfinite(Q))):
             return U, kc, grams
         # rows of the new U: Yᵀ [U D; Vₛ];  rows of the new C: Qᵀ [C; Vₛ₊₁]
-        Unew = Y[kc:].T @ W[kc:kc + s]
-        if kc:
-            # Unew += (D Y₁)ᵀ U as one gemm accumulating in place (on the transposed, Fortran-ordered views)
-            Unew = lp["gemm"](1.0, U.T, dn[:, None] * Y[:kc], beta=1.0, c=Unew.T, overwrite_c=1).T
-        Cnew = Q.T @ W[:mm + 1]  # (finite: W, U, Y and Q are)
+        if xp is not None:
+            Unew = xp.asarray(np.ascontiguousarray(Y[kc:].T)) @ W[kc:kc + s]
+            if kc:
+                Unew += xp.asarray(np.ascontiguousarray((dn[:, None] * Y[:kc]).T)) @ U
+            Cnew = xp.asarray(np.ascontiguousarray(Q.T)) @ W[:mm + 1]
+        else:
+            Unew = Y[kc:].T @ W[kc:kc + s]
+            if kc:
+                # Unew += (D Y₁)ᵀ U as one gemm accumulating in place (on the transposed, Fortran-ordered views)
+                Unew = lp["gemm"](1.0, U.T, dn[:, None] * Y[:kc], beta=1.0, c=Unew.T, overwrite_c=1).T
+            Cnew = Q.T @ W[:mm + 1]  # (finite: W, U, Y and Q are)
         knew = Cnew.shape[0]
         W[:knew] = Cnew
-        self._U = np.ascontiguousarray(Unew)
+        self._U = (np if xp is None else xp).ascontiguousarray(Unew)
         self._C = Cnew
         self._C_valid = True
         self._ritz = theta
@@ -622,6 +693,70 @@ class GCRODR(Solver):
         CUnew = Q.conj().T @ (VhW @ Y)
         UUnew = Y.conj().T @ (Bw @ Y)  # Uᴴ U = Yᴴ (ŴᴴŴ) Y
         return self._U, knew, (CUnew, UUnew)
+
+
+def _use_generic(op) -> bool:
+    """Whether a solve takes the array-namespace path: operators whose data live on a GPU (CuPy)."""
+    return bool(op.device)
+
+
+def _to_host(a):
+    """A small result as a numpy array (device arrays are copied over)."""
+    return a if isinstance(a, np.ndarray) else a.get()
+
+
+def _orth_block(xp, B, w):
+    """w ← (I − Bᵀ B̄) w against the orthonormal rows B by classical Gram–Schmidt twice (two
+    matrix–vector products per pass, the natural kernel on a GPU); returns B̄ w (both passes) on the host."""
+    h = B.conj() @ w
+    w -= B.T @ h
+    h2 = B.conj() @ w
+    w -= B.T @ h2
+    return _to_host(h + h2)
+
+
+def _rows_combine(xp, rows, coef, out, beta):
+    """out ← β·out + rowsᵀ coef, β ∈ {0, 1}, for host coefficients."""
+    v = rows.T @ xp.asarray(coef)
+    if beta == 0:
+        out[...] = v
+    else:
+        out += v
+
+
+def _generic_step(xp, pb, W, kc, j, w, hcol, R, g, cs, sn):
+    """Arnoldi step j after ``w = B v_j`` for any array namespace: block CGS2 against W[:kc+j+1] (the
+    Hessenberg column to the host), the new unit vector into W[kc+j+1], then the Givens rotations
+    of the host kernel.  Returns ``(residual estimate, happy breakdown)`` as
+    `kernels.cpu.arnoldi_finish_step` does."""
+    t = kc + j + 1
+    hcol[:t] = _orth_block(xp, W[:t], w)
+    hn = pb.norm(w)
+    if not math.isfinite(hn):
+        hcol[t] = hn
+        return math.inf, False
+    happy = hn <= 1e-14 * abs(hcol[kc + j]) or hn == 0.0
+    if not happy:
+        W[t] = w * (1.0 / hn)
+    return cpu.arnoldi_rotate(hcol, kc, j, hn, R, g, cs, sn), happy
+
+
+def _cholqr_rows_xp(xp, C, U):
+    """`_cholqr_rows` for device arrays: the k × k Gram matrix and its Cholesky factor on the host,
+    the row transformation on the device.  Returns the new (C, U), or None (nothing changed) when the
+    Gram matrix is not safely positive definite."""
+    G = _to_host(_gemm_h(C, C))
+    try:
+        L = np.linalg.cholesky(G)  # G = L Lᴴ
+    except np.linalg.LinAlgError:
+        return None
+    dg = np.abs(np.diag(L))
+    if not np.all(np.isfinite(dg)) or dg.min() <= 1e-7 * dg.max():
+        return None
+    # rows T C with T̄ = L⁻¹ are orthonormal: T̄ G Tᵀ = L⁻¹ L Lᴴ L⁻ᴴ = I
+    T = xp.asarray(np.conj(sla.solve_triangular(L, np.eye(L.shape[0], dtype=G.dtype), lower=True,
+                                                check_finite=False)))
+    return T @ C, T @ U
 
 
 def _cholqr_rows(C, U) -> bool:

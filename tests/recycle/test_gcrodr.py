@@ -1,5 +1,6 @@
 """GCRO-DR and GMRES-DR: parity with GMRES, recycle invariants, operator changes, failures, pickling."""
 
+import importlib
 import pickle
 
 import numpy as np
@@ -412,3 +413,110 @@ def test_set_recycle_space_deflates_from_the_first_solve():
         with pytest.raises(err):
             s.set_recycle_space(bad)
     assert s.U.shape == (A.shape[0], 1)
+
+
+# ------------------------------------------------- the array-namespace (device) path, run with numpy
+@pytest.fixture
+def generic(monkeypatch):
+    """Route solves through the path device (CuPy) operators take, with numpy as the array namespace."""
+    mod = importlib.import_module("krylovlab.recycle.gcrodr")
+
+    monkeypatch.setattr(mod, "_use_generic", lambda op: True)
+
+
+@pytest.mark.parametrize("complex_", [False, True])
+@pytest.mark.parametrize("jacobi", [False, True])
+def test_generic_path_sequence_matches_host_path(generic, complex_, jacobi, monkeypatch):
+    mats = sequence(complex_=complex_)
+    rng = np.random.default_rng(1)
+    bs = [rng.standard_normal(A.shape[0]) + (1j * rng.standard_normal(A.shape[0]) if complex_ else 0) for A in mats]
+    dev = GCRODR(krylov_dim=30, recycle_dim=10, rtol=1e-9)
+    for A, b in zip(mats, bs):
+        res = dev.solve(b, A=A) if not jacobi else (dev.update_operator(A, M=Jacobi(A)), dev.solve(b))[1]
+        assert res.converged and res.extras["path"] == "array namespace"
+        assert true_rel(A, b, res.x) <= 1e-9
+        check_invariants(dev, A, dev.M)
+    # the host kernels (MGS, jitted cycles) on the same sequence: the same work up to rounding
+    mod = importlib.import_module("krylovlab.recycle.gcrodr")
+
+    monkeypatch.setattr(mod, "_use_generic", lambda op: False)
+    host, dev2 = GCRODR(krylov_dim=30, recycle_dim=10, rtol=1e-9), None
+    mv_host = []
+    for A, b in zip(mats, bs):
+        if jacobi:
+            host.update_operator(A, M=Jacobi(A))
+            mv_host.append(host.solve(b).nmatvec)
+        else:
+            mv_host.append(host.solve(b, A=A).nmatvec)
+    monkeypatch.setattr(mod, "_use_generic", lambda op: True)
+    dev2 = GCRODR(krylov_dim=30, recycle_dim=10, rtol=1e-9)
+    mv_dev = []
+    for A, b in zip(mats, bs):
+        if jacobi:
+            dev2.update_operator(A, M=Jacobi(A))
+            mv_dev.append(dev2.solve(b).nmatvec)
+        else:
+            mv_dev.append(dev2.solve(b, A=A).nmatvec)
+    assert all(abs(a - b) <= 2 for a, b in zip(mv_host, mv_dev)), (mv_host, mv_dev)
+
+
+def test_generic_path_with_k_zero_is_scipy_gmres(generic):
+    A = convection_diffusion((24, 24)).tocsr()
+    b = np.ones(A.shape[0])
+    ref = []
+    spla.gmres(A, b, rtol=1e-9, restart=25, maxiter=200, callback=ref.append, callback_type="pr_norm")
+    res = GCRODR(A, krylov_dim=25, recycle_dim=0, rtol=1e-9, history=True).solve(b)
+    assert res.converged and res.extras["path"] == "array namespace"
+    np.testing.assert_allclose(res.history[1:] / np.linalg.norm(b), ref, rtol=1e-6)
+
+
+def test_generic_path_monitors_failures_and_same_operator(generic):
+    A = sequence(count=1)[0]
+    b = np.ones(A.shape[0])
+    hist = krylovlab.History()
+    s = GCRODR(A, krylov_dim=30, recycle_dim=8, rtol=1e-8, monitors=[hist])
+    r1 = s.solve(b)
+    assert r1.converged and len(hist.rnorms) == r1.iterations and true_rel(A, b, r1.x) <= 1e-8
+    r2 = s.solve(b + 1.0)  # same operator object: C = A U reused
+    assert r2.converged and r2.extras["recomputed_C"] is False
+    # a singular member fails cleanly and leaves the recycle space as it was
+    U0, C0 = s.U.copy(), s.C.copy()
+    S = A.tolil()
+    S[5, :] = 0
+    bad = s.solve(b, A=S.tocsr())
+    assert not bad.converged
+    np.testing.assert_array_equal(s.U, U0)
+    np.testing.assert_array_equal(s.C, C0)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.complex128])
+def test_generic_recompute_C_orthonormalises_and_drops_dependent_columns(dtype):
+    rng = np.random.default_rng(9)
+    cplx = np.dtype(dtype).kind == "c"
+    A = convection_diffusion((15, 15)).tocsr().astype(dtype)
+    n = A.shape[0]
+    U = rng.standard_normal((6, n)) + (1j * rng.standard_normal((6, n)) if cplx else 0)
+    U = np.ascontiguousarray(U, dtype=dtype)
+    apply_B = lambda v, out: out.__setitem__(slice(None), A @ v)  # noqa: E731
+    s = GCRODR(krylov_dim=10, recycle_dim=6)
+    for Ui, kept in ((U, 6), (np.vstack([U, U[2:3] * 3.0]), 6)):
+        Un, C = s._recompute_C(Ui.copy(), apply_B, n, dtype, xp=np)
+        assert Un.shape == C.shape == (kept, n)
+        np.testing.assert_allclose(C.conj() @ C.T, np.eye(kept), atol=1e-12)
+        np.testing.assert_allclose((A @ Un.T).T, C, atol=1e-10)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not krylovlab.backend.cupy_available(), reason="needs CuPy and a CUDA device")
+def test_gpu_sequence_matches_host():
+    import cupy
+    import cupyx.scipy.sparse as csp
+
+    mats = sequence(count=3)
+    b = np.ones(mats[0].shape[0])
+    host, dev = GCRODR(krylov_dim=30, recycle_dim=10, rtol=1e-9), GCRODR(krylov_dim=30, recycle_dim=10, rtol=1e-9)
+    for A in mats:
+        rh = host.solve(b, A=A)
+        rd = dev.solve(cupy.asarray(b), A=csp.csr_matrix(A))
+        assert rd.converged and abs(rd.nmatvec - rh.nmatvec) <= 2
+        assert true_rel(A, b, cupy.asnumpy(rd.x)) <= 1e-9

@@ -217,14 +217,24 @@ def arnoldi_finish_step(W, kc, j, w, hcol, R, g, cs, sn, h2):
         for i in range(nrows):
             hcol[i] += h2[i]
     hn = np.sqrt(hsq)
-    hcol[kc + j + 1] = hn
     if not np.isfinite(hn):
+        hcol[kc + j + 1] = hn
         return np.inf, False
     happy = hn <= 1e-14 * abs(hcol[kc + j]) or hn == 0.0
     if not happy:
         inv = 1.0 / hn
         for t in range(w.shape[0]):
             W[kc + j + 1, t] = w[t] * inv
+    return arnoldi_rotate(hcol, kc, j, hn, R, g, cs, sn), happy
+
+
+@nb.njit(**_jit)
+def arnoldi_rotate(hcol, kc, j, hn, R, g, cs, sn):
+    """Givens part of Arnoldi step j: ``hcol[kc+j+1]`` ← hn; the previous rotations applied to the
+    Hessenberg column ``hcol[kc:kc+j+2]`` (into ``R[:, j]``), then a new one zeroing its subdiagonal
+    (``cs``, ``sn``, ``g`` updated).  Returns |g[j+1]|, the residual norm of the minimiser after this
+    step, or −1 for a zero rotation denominator."""
+    hcol[kc + j + 1] = hn
     # R[:, j] ← Q_{j−1}ᴴ H[:, j]  (previous rotations)
     for i in range(j + 1):
         R[i, j] = hcol[kc + i]
@@ -239,7 +249,7 @@ def arnoldi_finish_step(W, kc, j, w, hcol, R, g, cs, sn, h2):
     b = R[j + 1, j]
     den = np.sqrt(abs(a) ** 2 + abs(b) ** 2)
     if den == 0.0 or not np.isfinite(den):
-        return -1.0, True
+        return -1.0
     if abs(a) == 0.0:
         c = 0.0
         s = np.conj(b) / abs(b)
@@ -253,7 +263,7 @@ def arnoldi_finish_step(W, kc, j, w, hcol, R, g, cs, sn, h2):
     gj = g[j]
     g[j] = c * gj
     g[j + 1] = -np.conj(s) * gj
-    return abs(g[j + 1]), happy
+    return abs(g[j + 1])
 
 
 @nb.njit(**_jit)
