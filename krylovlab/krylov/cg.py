@@ -29,6 +29,8 @@ from ..kernels import cpu
 __all__ = ["CG"]
 
 _STATUS = {int(s): s for s in Status}
+#: banded CSR matrices are read from diagonal storage from this many rows on (see `kernels.cpu._dia`)
+_DIA_MIN_ROWS = cpu.DIA_MIN_ROWS
 
 
 class CG(Solver):
@@ -56,12 +58,17 @@ class CG(Solver):
     # ------------------------------------------------------------------ numba fast path
     def _iterate_jitted(self, pb: Problem) -> Outcome:
         j = pb.jit_inputs()
+        # banded matrices (stencils): the products in diagonal storage, 8 instead of 12 bytes per entry
+        # (2-D Poisson 1000², memory bound: the traffic per iteration drops from 144 to 124 MB)
+        n = pb.b.shape[0]
+        offs, vals = cpu.dia_from_csr(j.indptr, j.indices, j.data) if n >= _DIA_MIN_ROWS else \
+            (np.zeros(0, dtype=np.int64), np.zeros((0, n), dtype=j.data.dtype))
         it, code, rn, nmv = cpu.cg_csr(j.indptr, j.indices, j.data, j.inv_diag, pb.b, pb.x, pb.tol,
-                                       pb.maxiter, j.hist, j.x0_nonzero, j.parallel)
+                                       pb.maxiter, j.hist, j.x0_nonzero, j.parallel, offs, vals)
         history = pb.history_of(j, it)
         nprec = 0 if pb.M is None else it + 1
         return Outcome(pb.x, _STATUS[int(code)], int(it), float(rn), nmatvec=int(nmv), nprec=nprec,
-                       history=history, extras={"path": "jitted"})
+                       history=history, extras={"path": "jitted", "storage": "diagonals" if offs.shape[0] else "csr"})
 
     # -------------------------------------------------------------- generic path
     def _iterate_python(self, pb: Problem) -> Outcome:

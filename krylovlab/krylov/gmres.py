@@ -53,7 +53,7 @@ _STATUS = {int(s): s for s in Status}
 _BASIS_PAD = 8
 #: convert banded CSR matrices to diagonal storage from this many rows (the conversion costs about one
 #: product; at 300² the diagonal product takes 130 µs against 270 µs for the threaded CSR one)
-_DIA_MIN_ROWS = 10_000
+_DIA_MIN_ROWS = cpu.DIA_MIN_ROWS
 
 
 class GMRES(Solver):

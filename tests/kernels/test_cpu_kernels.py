@@ -114,9 +114,10 @@ def test_sor_sweep(mname, dtype):
         _close(x1, x2, dtype, 10)
 
 
+@pytest.mark.parametrize("dia", [False, True])
 @pytest.mark.parametrize("parallel", [False, True])
 @pytest.mark.parametrize("dtype", [np.float64, np.complex128])
-def test_cg_csr_solves(dtype, parallel):
+def test_cg_csr_solves(dtype, parallel, dia):
     a = gallery.poisson((12, 12)) if dtype == np.float64 else gallery.complex_hermitian((12, 12))
     a = sp.csr_matrix(a, dtype=dtype)
     n = a.shape[0]
@@ -124,8 +125,11 @@ def test_cg_csr_solves(dtype, parallel):
     x = np.zeros(n, dtype)
     tol = 1e-10 * np.linalg.norm(b)
     hist = np.empty(501)
+    offs, vals = cpu.dia_from_csr(a.indptr, a.indices, a.data) if dia else \
+        (np.zeros(0, np.int64), np.zeros((0, n), dtype))
+    assert offs.size == (5 if dia else 0)
     it, status, rn, nmv = cpu.cg_csr(a.indptr, a.indices, a.data, np.empty(0, dtype), b, x, tol, 500,
-                                     hist, False, parallel)
+                                     hist, False, parallel, offs, vals)
     assert status == 2 and 0 < it < 500
     assert np.linalg.norm(b - a @ x) <= 10 * tol
     np.testing.assert_allclose(x, np.linalg.solve(a.toarray(), b), rtol=1e-7, atol=1e-9)

@@ -86,3 +86,46 @@ def test_gmres_gives_the_same_iterates_with_and_without_diagonal_storage(monkeyp
         out.append(res)
     assert out[0].iterations == out[1].iterations
     np.testing.assert_array_equal(out[0].x, out[1].x)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.complex128])
+def test_dia_spmv_dot_matches_csr_product_and_dot(dtype):
+    A = convection_diffusion((70, 50), eps=0.05, velocity=(1.0, -0.4)).tocsr().astype(dtype)  # 3 500 rows: 2 blocks
+    n = A.shape[0]
+    rng = np.random.default_rng(6)
+    x = rng.standard_normal(n).astype(dtype)
+    if np.dtype(dtype).kind == "c":
+        x = x + 1j * rng.standard_normal(n)
+    offs, val = cpu.dia_from_csr(A.indptr, A.indices, A.data)
+    y_csr = np.empty(n, dtype)
+    cpu.spmv.serial(A.indptr, A.indices, A.data, x, y_csr)
+    results = []
+    for kernel in (cpu.dia_spmv_dot_serial, cpu.dia_spmv_dot_parallel):
+        y = np.full(n, np.nan, dtype)
+        s = kernel(offs, val, x, y)
+        np.testing.assert_array_equal(y, y_csr)  # the product: bitwise the CSR kernel's
+        results.append(s)
+    assert results[0] == results[1]  # block sums in block order: the same bits serial and threaded
+    ref = np.vdot(x.astype(np.complex128), y_csr.astype(np.complex128))
+    tol = 1e-4 if dtype == np.float32 else 1e-12
+    assert abs(results[0] - ref) <= tol * np.abs(x).dot(np.abs(y_csr))
+
+
+def test_cg_uses_diagonal_storage_and_agrees_with_csr(monkeypatch):
+    from krylovlab import CG
+    from krylovlab.gallery import poisson
+    from krylovlab.krylov import cg as cg_module
+
+    A = poisson((60, 60)).tocsr()
+    b = np.random.default_rng(2).standard_normal(A.shape[0])
+    out = []
+    for rows in (10**9, 0):  # CSR only; diagonal storage from the first row
+        monkeypatch.setattr(cg_module, "_DIA_MIN_ROWS", rows)
+        res = CG(A, rtol=1e-10).solve(b)
+        assert res.converged and res.extras["path"] == "jitted"
+        assert res.extras["storage"] == ("csr" if rows else "diagonals")
+        assert np.linalg.norm(b - A @ res.x) <= 1e-10 * np.linalg.norm(b)
+        out.append(res)
+    # the products are bitwise equal, the dot pᴴAp is summed in another order: the same iterates to rounding
+    assert abs(out[0].iterations - out[1].iterations) <= 1
+    np.testing.assert_allclose(out[0].x, out[1].x, rtol=1e-8, atol=1e-10)

@@ -33,6 +33,7 @@ from ._blas import (
     spmv_parallel,
     spmv_serial,
 )
+from ._dia import dia_spmv_dot_parallel, dia_spmv_dot_serial
 
 _jit = dict(cache=True, nogil=True)
 # the r update's two reductions may be reassociated (SIMD, several accumulators): with one scalar
@@ -104,11 +105,15 @@ def _finish_x(alpha, p, x, parallel):
 
 
 @nb.njit(**_jit)
-def cg_csr(indptr, indices, data, inv_diag, b, x, tol, maxiter, hist, x0_nonzero, parallel):
+def cg_csr(indptr, indices, data, inv_diag, b, x, tol, maxiter, hist, x0_nonzero, parallel, dia_off, dia_val):
     """Run (Jacobi-preconditioned) CG on CSR A; x is updated in place.
 
     ``inv_diag`` of length 0 means no preconditioner.  ``hist`` (length
-    maxiter + 1, or 0 to skip) receives ‖r_k‖.  Returns
+    maxiter + 1, or 0 to skip) receives ‖r_k‖.  ``dia_off`` / ``dia_val``:
+    A in row-aligned diagonal storage (`kernels.cpu._dia`), used for the
+    products q = A p when ``dia_off`` is not empty (8 instead of 12 bytes per
+    entry; the product is bitwise the CSR one, pᴴq is summed in row blocks).
+    Returns
     ``(iterations, status, ‖r‖, nmatvec)``; ‖r‖ is the recursively updated
     residual norm.
     """
@@ -145,7 +150,12 @@ def cg_csr(indptr, indices, data, inv_diag, b, x, tol, maxiter, hist, x0_nonzero
     curv_sign = 0.0
     for it in range(1, maxiter + 1):
         # q ← A p;  pAp ← pᴴ q
-        if parallel:
+        if dia_off.shape[0] > 0:
+            if parallel:
+                pap = dia_spmv_dot_parallel(dia_off, dia_val, p, q)
+            else:
+                pap = dia_spmv_dot_serial(dia_off, dia_val, p, q)
+        elif parallel:
             pap = spmv_dot_parallel(indptr, indices, data, p, q)
         else:
             pap = spmv_dot_serial(indptr, indices, data, p, q)

@@ -29,6 +29,9 @@ _jit = dict(nogil=True, cache=True, fastmath=False)
 #: rows per block of the threaded product (one block's output stays in L1 across the diagonals)
 _BLOCK = 2048
 
+#: solvers convert CSR to diagonal storage from this many rows on (below, the conversion is not repaid)
+MIN_ROWS = 10_000
+
 
 @nb.njit(**_jit)
 def _offsets(indptr, indices, max_diagonals):
@@ -121,3 +124,39 @@ def dia_spmv_parallel(offs, val, x, y):
     for blk in nb.prange(nblk):
         lo = blk * _BLOCK
         _rows(offs, val, x, y, lo, min(lo + _BLOCK, n))
+
+
+@nb.njit(**_jit)
+def dia_spmv_dot_serial(offs, val, x, y):
+    """y ← A x and return xᴴ y (A in row-aligned diagonal storage).  The dot is summed block by block
+    (`_BLOCK` rows), the same order as the threaded kernel's, so both give the same bits."""
+    n = y.shape[0]
+    s = y.dtype.type(0)
+    for lo in range(0, n, _BLOCK):
+        hi = min(lo + _BLOCK, n)
+        _rows(offs, val, x, y, lo, hi)
+        t = y.dtype.type(0)
+        for i in range(np.uint64(lo), np.uint64(hi)):
+            t += np.conj(x[i]) * y[i]
+        s += t
+    return s
+
+
+@nb.njit(parallel=True, **_jit)
+def dia_spmv_dot_parallel(offs, val, x, y):
+    """Threaded `dia_spmv_dot_serial`: row blocks over threads, block sums added in block order."""
+    n = y.shape[0]
+    nblk = (n + _BLOCK - 1) // _BLOCK
+    part = np.zeros(nblk, dtype=y.dtype)
+    for blk in nb.prange(nblk):
+        lo = blk * _BLOCK
+        hi = min(lo + _BLOCK, n)
+        _rows(offs, val, x, y, lo, hi)
+        t = y.dtype.type(0)
+        for i in range(np.uint64(lo), np.uint64(hi)):
+            t += np.conj(x[i]) * y[i]
+        part[blk] = t
+    s = y.dtype.type(0)
+    for blk in range(nblk):
+        s += part[blk]
+    return s
