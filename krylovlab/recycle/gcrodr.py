@@ -148,6 +148,7 @@ class GCRODR(Solver):
 
     method = "gcrodr"
     norm = "least-squares residual norm ||b - Ax|| (Givens, right preconditioning; confirmed on the true residual)"
+    supports_device = True  # device arrays take the array-namespace path (see the module docstring)
     _carry_over = True
 
     def __init__(self, A=None, *, krylov_dim=40, recycle_dim=20, rtol=1e-5, atol=0.0, maxiter=None, M=None,
