@@ -92,9 +92,24 @@ def dia_from_csr(indptr, indices, data, max_diagonals: int = 32, max_padding: fl
     return offs, val
 
 
-@nb.njit(inline="always", **_jit)
+def dia_for_solver(indptr, indices, data, min_rows: int = MIN_ROWS):
+    """`dia_from_csr` for a solve from ``min_rows`` rows on; below that (the conversion, about one
+    product, would not be repaid) or for an unbanded matrix, empty offsets: the caller keeps CSR."""
+    n = indptr.shape[0] - 1
+    if n < min_rows:
+        return np.zeros(0, dtype=np.int64), np.zeros((0, n), dtype=data.dtype)
+    return dia_from_csr(indptr, indices, data)
+
+
+@nb.njit(**_jit)
 def _rows(offs, val, x, y, lo, hi):
-    """y[lo:hi] ← (A x)[lo:hi] (n = len(y); x may be longer, e.g. a padded basis row)."""
+    """y[lo:hi] ← (A x)[lo:hi] (n = len(y); x may be longer, e.g. a padded basis row).
+
+    A plain call (one per block of `_BLOCK` rows), not ``inline="always"``: numba's IR-level
+    inlining gave the complex128 product different last bits depending on which caller was
+    compiled first (the GMRES and CG kernels inline it too), which broke the bitwise equality
+    with the CSR kernel in some test orders.  As one compiled function it is the same everywhere.
+    """
     n = y.shape[0]
     for i in range(np.uint64(lo), np.uint64(hi)):
         y[i] = 0
@@ -129,7 +144,8 @@ def dia_spmv_parallel(offs, val, x, y):
 @nb.njit(**_jit)
 def dia_spmv_dot_serial(offs, val, x, y):
     """y ← A x and return xᴴ y (A in row-aligned diagonal storage).  The dot is summed block by block
-    (`_BLOCK` rows), the same order as the threaded kernel's, so both give the same bits."""
+    (`_BLOCK` rows), in the threaded kernel's order; the two agree to rounding (the parallel loop is
+    compiled separately, and complex sums were seen to differ in the last bit)."""
     n = y.shape[0]
     s = y.dtype.type(0)
     for lo in range(0, n, _BLOCK):
