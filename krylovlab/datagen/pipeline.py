@@ -502,7 +502,7 @@ def _generate(fam, n_samples, out, seed, solver, rtol, order, shard_size, worker
                                   seed)
             else:
                 used = _resolve_order(order, n_samples)
-                perm = _order(_features(fam, n_samples, seed, drawn), order, seed)
+                perm = _order(_features(fam, n_samples, seed, drawn), used, seed)
                 chosen, timings, baseline, warmup = _calibrate(perm, *calibration)
         shards = [perm[k:k + shard_size].tolist() for k in range(0, n_samples, shard_size)]
         plan = {"request": request, "order": perm.tolist(), "order_used": used, "shards": shards, "solver": chosen,

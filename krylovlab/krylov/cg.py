@@ -59,10 +59,8 @@ class CG(Solver):
     def _iterate_jitted(self, pb: Problem) -> Outcome:
         j = pb.jit_inputs()
         # banded matrices (stencils): the products in diagonal storage, 8 instead of 12 bytes per entry
-        # (2-D Poisson 1000², memory bound: the traffic per iteration drops from 144 to 124 MB)
-        n = pb.b.shape[0]
-        offs, vals = cpu.dia_from_csr(j.indptr, j.indices, j.data) if n >= _DIA_MIN_ROWS else \
-            (np.zeros(0, dtype=np.int64), np.zeros((0, n), dtype=j.data.dtype))
+        # (2-D Poisson 1000², memory bound: the traffic per iteration drops from 144 to 120 MB)
+        offs, vals = cpu.dia_for_solver(j.indptr, j.indices, j.data, _DIA_MIN_ROWS)
         it, code, rn, nmv = cpu.cg_csr(j.indptr, j.indices, j.data, j.inv_diag, pb.b, pb.x, pb.tol,
                                        pb.maxiter, j.hist, j.x0_nonzero, j.parallel, offs, vals)
         history = pb.history_of(j, it)

@@ -116,10 +116,7 @@ class GMRES(Solver):
         # the Arnoldi basis, one vector per row; rows padded by 8 entries (see _BASIS_PAD)
         V = np.empty((m + 1, n + _BASIS_PAD), dtype=pb.dtype)
         # banded matrices (stencils): the Arnoldi products in diagonal storage, no column indices
-        if n >= _DIA_MIN_ROWS:
-            offs, vals = cpu.dia_from_csr(j.indptr, j.indices, data_pc)
-        else:
-            offs, vals = np.zeros(0, dtype=np.int64), np.zeros((0, n), dtype=data_pc.dtype)
+        offs, vals = cpu.dia_for_solver(j.indptr, j.indices, data_pc, _DIA_MIN_ROWS)
         it, code, rn, nmv, cycles = cpu.gmres_csr(j.indptr, j.indices, j.data, data_pc, j.inv_diag, pb.b, pb.x,
                                                   pb.tol, pb.maxiter, m, cycles_left, j.hist, j.x0_nonzero,
                                                   j.parallel, j.eps, True, V, cpu.mgs_blocks_for(n, j.parallel),

@@ -64,6 +64,7 @@ import numpy as np
 import scipy.linalg as sla
 
 from .._result import Status
+from ..backend import get_backend
 from .._solver import Outcome, Problem, Solver
 from ..kernels import cpu
 from ._common import blas_single_thread, check_dim
@@ -209,11 +210,7 @@ class GCRODR(Solver):
         numerically dependent after that are dropped.  Later solves replace
         the space by harmonic (or standard) Ritz vectors as usual.
         """
-        from .._operator import is_device_array
-
-        xp = np
-        if is_device_array(U):
-            import cupy as xp  # the space stays where it is: device solves use it there
+        xp = get_backend(U).xp  # the space stays where it is: device solves use it there
         U = xp.asarray(U)
         if U.ndim == 1:
             U = U[:, None]
@@ -322,6 +319,7 @@ class GCRODR(Solver):
         # device arrays: the n-sized work in the array namespace (block CGS2, matrix products), the
         # small dense work on the host
         generic = _use_generic(op)
+        be = pb.backend if generic else None  # None: the host kernels
         xp = pb.xp if generic else np
         ws = self._workspace(n, dtype, xp)
         W, Ht, R, g, cs, sn, w, tmp, h2 = (ws[key] for key in ("W", "Ht", "R", "g", "cs", "sn", "w", "t", "h2"))
@@ -369,7 +367,7 @@ class GCRODR(Solver):
         # ---- bring the recycle space to this operator and project the residual
         if self._U is not None and isinstance(self._U, np.ndarray) == generic:
             # learned on the other side of the host/device divide: move it here (C = A M U stays valid)
-            move = xp.asarray if generic else _to_host
+            move = xp.asarray if generic else get_backend(self._U).to_host
             self._U = move(self._U)
             self._C = None if self._C is None else move(self._C)
         kc = 0
@@ -381,15 +379,15 @@ class GCRODR(Solver):
             if self._C_valid:
                 C = self._C.astype(dtype, copy=False)
             else:
-                U, C = self._recompute_C(U, apply_B, n, dtype, xp if generic else None)
+                U, C = self._recompute_C(U, apply_B, n, dtype, be)
                 extras["recomputed_C"] = True
             kc = U.shape[0]
             if kc:
                 W[:kc] = C
                 if generic:
-                    h = _orth_block(xp, W[:kc], r)  # r ← (I − CCᴴ) r, h ← Cᴴ r (twice)
+                    h = _orth_block(be, W[:kc], r)  # r ← (I − CCᴴ) r, h ← Cᴴ r (twice)
                     rn = pb.norm(r)
-                    _rows_combine(xp, U, h, tmp, 0.0)  # t ← U Cᴴ r
+                    _rows_combine(be, U, h, tmp, 0.0)  # t ← U Cᴴ r
                 else:
                     h = np.zeros(kc, dtype=dtype)
                     rn = cpu.orth_cgs2(W, kc, r, h)  # r ← (I − CCᴴ) r, h ← Cᴴ r
@@ -397,7 +395,7 @@ class GCRODR(Solver):
                 x += apply_M(tmp)  # x ← x + M U Cᴴ r
                 self._U, self._C, self._C_valid = U, W[:kc].copy(), True
                 # Cᴴ U and Uᴴ U, kept up to date from small matrices by _deflate
-                CU = (_to_host(_gemm_h(W[:kc], U)), _to_host(_gemm_h(U, U)))
+                CU = (pb.backend.to_host(_gemm_h(W[:kc], U)), pb.backend.to_host(_gemm_h(U, U)))
                 if hist.size:
                     hist[0] = rn
             else:
@@ -429,7 +427,7 @@ class GCRODR(Solver):
             else:
                 if generic:
                     def step(j, kc=kc):
-                        return _generic_step(xp, pb, W, kc, j, w, Ht[j], R, g, cs, sn)
+                        return _generic_step(pb, W, kc, j, w, Ht[j], R, g, cs, sn)
                 else:
                     def step(j, kc=kc):
                         return cpu.arnoldi_finish_step(W, kc, j, w, Ht[j], R, g, cs, sn, h2)
@@ -445,7 +443,7 @@ class GCRODR(Solver):
             y2 = sla.solve_triangular(R[:s, :s], g[:s], check_finite=False)
             Hbar = Ht[:s, kc:kc + s + 1].T  # (s+1) × s
             Bm = Ht[:s, :kc].T  # kc × s
-            combine = (lambda rows, c, cnt, out, beta: _rows_combine(xp, rows[:cnt], c[:cnt], out, beta)) if generic \
+            combine = (lambda rows, c, cnt, out, beta: _rows_combine(be, rows[:cnt], c[:cnt], out, beta)) if generic \
                 else cpu.combine
             combine(W[kc:], y2.astype(dtype, copy=False), s, tmp, 0.0)  # t ← Vₛ y2
             if kc:
@@ -466,7 +464,7 @@ class GCRODR(Solver):
             # while there is none, and after the last cycle of the solve
             last = code is not Status.MAXITER or its >= pb.maxiter
             if k > 0 and (last or kc == 0 or extras["cycles"] % self.update_every == 0):
-                U, kc, CU = self._deflate(W, U, kc, s, Ht, dtype, k, CU, xp if generic else None)
+                U, kc, CU = self._deflate(W, U, kc, s, Ht, dtype, k, CU, be)
                 extras["recycle_dim"] = kc
                 extras["updates"] += 1
             if code is Status.RTOL:
@@ -488,7 +486,7 @@ class GCRODR(Solver):
             # inherits; one Cholesky-QR step on the stored pair restores CᴴC = I to rounding for the
             # next solve (C = A M U is kept: U gets the same row transformation).
             if generic:
-                pair = _cholqr_rows_xp(xp, self._C, self._U)
+                pair = _cholqr_rows_xp(be, self._C, self._U)
                 if pair is not None:
                     self._C, self._U = pair
             else:
@@ -540,33 +538,36 @@ class GCRODR(Solver):
         return xfun
 
     # ------------------------------------------------------------- recycle updates
-    def _recompute_C(self, U, apply_B, n, dtype, xp=None):
+    def _recompute_C(self, U, apply_B, n, dtype, be=None):
         """C = B U with orthonormal rows; U ← U R⁻¹ accordingly (drops numerically dependent columns).
 
         Cholesky QR twice (two k × k Gram matrices and triangular solves, BLAS-3) when B U is
         well conditioned, as it is when the operator changed moderately; Householder QR with a
-        rank test otherwise.  ``xp``: the array namespace of device arrays (None: host kernels).
+        rank test otherwise.  ``be``: the `Backend` of device arrays (None: host kernels).
         """
         kc = U.shape[0]
-        Ct = (np if xp is None else xp).empty((kc, n), dtype=dtype)
+        xp = np if be is None else be.xp
+        Ct = xp.empty((kc, n), dtype=dtype)
         for i in range(kc):
             apply_B(U[i], Ct[i])  # C̃_i ← A M u_i
-        if xp is not None:
+        if be is not None:
             if not bool(xp.all(xp.isfinite(Ct))):
                 return U[:0], Ct[:0]
-            pair = _cholqr_rows_xp(xp, Ct, U)
-            pair = None if pair is None else _cholqr_rows_xp(xp, *pair)
+            pair = _cholqr_rows_xp(be, Ct, U)
+            pair = None if pair is None else _cholqr_rows_xp(be, *pair)
             if pair is not None:
                 return pair[1], pair[0]
             Q, Rr = xp.linalg.qr(Ct.T)
-            dg = np.abs(np.diag(_to_host(Rr)))
+            Rr = be.to_host(Rr)
+            dg = np.abs(np.diag(Rr))
             keep = dg > 1e-10 * max(dg.max(initial=0.0), 1e-300)
             if not keep.all():
                 rows = xp.asarray(np.flatnonzero(keep))
                 Q, Rr = xp.linalg.qr(Ct[rows].T)
+                Rr = be.to_host(Rr)
                 U = U[rows]
             # rows(U_new) = R⁻ᵀ rows(U), with R⁻ᵀ formed on the host (k × k)
-            Rinv_t = sla.solve_triangular(_to_host(Rr), np.eye(Rr.shape[0], dtype=dtype), trans="T",
+            Rinv_t = sla.solve_triangular(Rr, np.eye(Rr.shape[0], dtype=dtype), trans="T",
                                           check_finite=False)
             return xp.asarray(Rinv_t) @ U, xp.ascontiguousarray(Q.T)
         if not np.all(np.isfinite(Ct)):
@@ -584,7 +585,7 @@ class GCRODR(Solver):
         Unew = sla.solve_triangular(Rr, U, trans="T", check_finite=False)
         return np.ascontiguousarray(Unew, dtype=dtype), np.ascontiguousarray(Q.T, dtype=dtype)
 
-    def _deflate(self, W, U, kc, s, Ht, dtype, k, grams, xp=None):
+    def _deflate(self, W, U, kc, s, Ht, dtype, k, grams, be=None):
         """Harmonic Ritz update of (U, C) from B [U D, Vₛ] = [C, Vₛ₊₁] Ḡ; C is written into W[:k'].
 
         ``grams`` = (Cᴴ U, Uᴴ U) for the current pair; returns (U, k', grams) for the
@@ -593,8 +594,8 @@ class GCRODR(Solver):
         vectors of B on span(Ŵ) replace the harmonic ones: (Ŵᴴ B Ŵ) z = θ (ŴᴴŴ) z, where
         Ŵᴴ B Ŵ = (V̂ᴴŴ)ᴴ Ḡ and ŴᴴŴ comes from Uᴴ U and Vₛᴴ U.  The n-sized work is three BLAS-3 products: Vₛ₊₁ᴴ U, the new
         U and the new C.  The small dense work calls LAPACK directly (the numpy/scipy wrappers
-        cost as much as the factorisations at these sizes).  ``xp``: the array namespace of device
-        arrays (then the three n-sized products run there; None: host BLAS).
+        cost as much as the factorisations at these sizes).  ``be``: the `Backend` of device arrays
+        (then the three n-sized products run there; None: host BLAS).
         """
         mm = kc + s
         if mm == 0:
@@ -610,7 +611,8 @@ class GCRODR(Solver):
             Gbar[:kc, :kc] = np.diag(dn)
             # [C, Vₛ₊₁]ᴴ U: the C block is known (CU), the V block is one BLAS-3 call
             VhW[:kc, :kc] = CU * dn
-            VhW[kc:, :kc] = _to_host(_gemm_h(W[kc:mm + 1], U)) * dn
+            VU = _gemm_h(W[kc:mm + 1], U)
+            VhW[kc:, :kc] = (VU if be is None else be.to_host(VU)) * dn
         Gbar[:, kc:] = Ht[:s, :mm + 1].T
         VhW[kc:kc + s, kc:] = np.eye(s)
         # Ḡᴴ Ḡ z = θ Ḡᴴ (V̂ᴴŴ) z  ⇔  Ḡ⁺ (V̂ᴴŴ) z = μ z with μ = 1/θ; Ḡ⁺ through a QR of Ḡ
@@ -673,7 +675,8 @@ class GCRODR(Solver):
         if not (np.all(np.isfinite(Y)) and np.all(np.isfinite(Q))):
             return U, kc, grams
         # rows of the new U: Yᵀ [U D; Vₛ];  rows of the new C: Qᵀ [C; Vₛ₊₁]
-        if xp is not None:
+        if be is not None:
+            xp = be.xp
             Unew = xp.asarray(np.ascontiguousarray(Y[kc:].T)) @ W[kc:kc + s]
             if kc:
                 Unew += xp.asarray(np.ascontiguousarray((dn[:, None] * Y[:kc]).T)) @ U
@@ -686,7 +689,7 @@ class GCRODR(Solver):
             Cnew = Q.T @ W[:mm + 1]  # (finite: W, U, Y and Q are)
         knew = Cnew.shape[0]
         W[:knew] = Cnew
-        self._U = (np if xp is None else xp).ascontiguousarray(Unew)
+        self._U = (np if be is None else be.xp).ascontiguousarray(Unew)
         self._C = Cnew
         self._C_valid = True
         self._ritz = theta
@@ -701,37 +704,32 @@ def _use_generic(op) -> bool:
     return bool(op.device)
 
 
-def _to_host(a):
-    """A small result as a numpy array (device arrays are copied over)."""
-    return a if isinstance(a, np.ndarray) else a.get()
-
-
-def _orth_block(xp, B, w):
+def _orth_block(be, B, w):
     """w ← (I − Bᵀ B̄) w against the orthonormal rows B by classical Gram–Schmidt twice (two
     matrix–vector products per pass, the natural kernel on a GPU); returns B̄ w (both passes) on the host."""
     h = B.conj() @ w
     w -= B.T @ h
     h2 = B.conj() @ w
     w -= B.T @ h2
-    return _to_host(h + h2)
+    return be.to_host(h + h2)
 
 
-def _rows_combine(xp, rows, coef, out, beta):
+def _rows_combine(be, rows, coef, out, beta):
     """out ← β·out + rowsᵀ coef, β ∈ {0, 1}, for host coefficients."""
-    v = rows.T @ xp.asarray(coef)
+    v = rows.T @ be.xp.asarray(coef)
     if beta == 0:
         out[...] = v
     else:
         out += v
 
 
-def _generic_step(xp, pb, W, kc, j, w, hcol, R, g, cs, sn):
+def _generic_step(pb, W, kc, j, w, hcol, R, g, cs, sn):
     """Arnoldi step j after ``w = B v_j`` for any array namespace: block CGS2 against W[:kc+j+1] (the
     Hessenberg column to the host), the new unit vector into W[kc+j+1], then the Givens rotations
     of the host kernel.  Returns ``(residual estimate, happy breakdown)`` as
     `kernels.cpu.arnoldi_finish_step` does."""
     t = kc + j + 1
-    hcol[:t] = _orth_block(xp, W[:t], w)
+    hcol[:t] = _orth_block(pb.backend, W[:t], w)
     hn = pb.norm(w)
     if not math.isfinite(hn):
         hcol[t] = hn
@@ -742,11 +740,11 @@ def _generic_step(xp, pb, W, kc, j, w, hcol, R, g, cs, sn):
     return cpu.arnoldi_rotate(hcol, kc, j, hn, R, g, cs, sn), happy
 
 
-def _cholqr_rows_xp(xp, C, U):
+def _cholqr_rows_xp(be, C, U):
     """`_cholqr_rows` for device arrays: the k × k Gram matrix and its Cholesky factor on the host,
     the row transformation on the device.  Returns the new (C, U), or None (nothing changed) when the
     Gram matrix is not safely positive definite."""
-    G = _to_host(_gemm_h(C, C))
+    G = be.to_host(_gemm_h(C, C))
     try:
         L = np.linalg.cholesky(G)  # G = L Lᴴ
     except np.linalg.LinAlgError:
@@ -755,7 +753,7 @@ def _cholqr_rows_xp(xp, C, U):
     if not np.all(np.isfinite(dg)) or dg.min() <= 1e-7 * dg.max():
         return None
     # rows T C with T̄ = L⁻¹ are orthonormal: T̄ G Tᵀ = L⁻¹ L Lᴴ L⁻ᴴ = I
-    T = xp.asarray(np.conj(sla.solve_triangular(L, np.eye(L.shape[0], dtype=G.dtype), lower=True,
+    T = be.xp.asarray(np.conj(sla.solve_triangular(L, np.eye(L.shape[0], dtype=G.dtype), lower=True,
                                                 check_finite=False)))
     return T @ C, T @ U
 
