@@ -40,6 +40,8 @@ from .._operator import Operator, Preconditioner, as_operator
 from .._result import Status
 from .._solver import Outcome, Problem, Solver
 from ..kernels.cpu import _amg as kamg
+from ..kernels.cpu import _dia as kdia
+from ..kernels.cpu import _relax as krelax
 from ..kernels.cpu._blas import PARALLEL_THRESHOLD, machine_busy
 
 __all__ = ["AMG", "AMGCG", "AMGGMRES"]
@@ -47,7 +49,8 @@ __all__ = ["AMG", "AMGCG", "AMGGMRES"]
 _STATUS = {int(s): s for s in Status}
 _KINDS = ("sa", "rs", "pairwise", "adaptive")
 _SMOOTHERS = {"gauss_seidel": kamg.GAUSS_SEIDEL, "jacobi": kamg.JACOBI}
-_SWEEPS = {"symmetric": kamg.SYMMETRIC, "forward": kamg.FORWARD, "backward": kamg.BACKWARD}
+_SWEEPS = {"symmetric": kamg.SYMMETRIC, "forward": kamg.FORWARD, "backward": kamg.BACKWARD,
+           "red-black": kamg.RED_BLACK}
 
 
 def _build_pyamg(A, kind, options):
@@ -65,10 +68,20 @@ def _build_pyamg(A, kind, options):
     raise ValueError(f"kind must be one of {', '.join(map(repr, _KINDS))}, got {kind!r}")
 
 
-class _Packed:
-    """The hierarchy as packed raw arrays for `kernels.cpu._amg` (see its docstring)."""
+#: the finest level keeps a copy in diagonal storage from this many rows on (tests lower it)
+_DIA_MIN_ROWS = kdia.MIN_ROWS
 
-    def __init__(self, As, Ps, Rs, dtype):
+
+class _Packed:
+    """The hierarchy as packed raw arrays for `kernels.cpu._amg` (see its docstring).
+
+    The finest matrix is also kept in diagonal storage when it is banded and
+    has at least `_DIA_MIN_ROWS` rows (CG's products read it), and with
+    ``red_black`` its rows are two-coloured when its graph allows (the
+    red–black sweeps read ``f_dm``).
+    """
+
+    def __init__(self, As, Ps, Rs, dtype, red_black=False):
         L = len(As)
         self.nl = np.array([a.shape[0] for a in As], dtype=np.int64)
         self.vo = np.zeros(L, dtype=np.int64)
@@ -88,6 +101,40 @@ class _Packed:
         self.xw = np.zeros(total, dtype=dtype)
         self.bw = np.zeros(total, dtype=dtype)
         self.rw = np.zeros(total, dtype=dtype)
+        n0 = int(self.nl[0])
+        self.f_off, self.f_val = np.zeros(0, dtype=np.int64), np.zeros((0, n0), dtype=dtype)
+        self.f_dm = np.zeros((2, 0), dtype=dtype)
+        self._colour = None
+        self._f_pos = None
+        fine = As[0]
+        if L >= 2 and n0 >= _DIA_MIN_ROWS and fine.has_canonical_format:
+            self.f_off, self.f_val = kdia.dia_from_csr(fine.indptr, fine.indices, fine.data.astype(dtype))
+            if self.f_off.shape[0] > 0:
+                self._f_pos = kdia.dia_positions(fine.indptr, fine.indices, self.f_off)
+        if red_black and self.f_off.shape[0] > 0:
+            self._colour = _two_colouring(fine)
+            if self._colour is not None:
+                self.f_dm = np.zeros((2, n0), dtype=dtype)
+                self._set_dm()
+
+    def _set_dm(self):
+        d = self.dinv[: self.f_dm.shape[1]]
+        red = self._colour == 0
+        self.f_dm[0] = np.where(red, d, 0)
+        self.f_dm[1] = np.where(red, 0, d)
+
+    @property
+    def red_black(self) -> bool:
+        """Does the cycle run red–black sweeps on the finest level (banded and two-coloured)?"""
+        return self.f_dm.shape[1] > 0
+
+    def refresh_fine(self, A):
+        """After the finest matrix's values (and `dinv`) changed, pattern unchanged: refill its diagonals
+        and the red–black scalings."""
+        if self._f_pos is not None:
+            kdia.dia_gather(A.data, self._f_pos, self.f_val)
+        if self.red_black:
+            self._set_dm()
 
     @staticmethod
     def _pack(mats, dtype):
@@ -109,11 +156,28 @@ class _Packed:
         return (self.nl, self.vo, self.a_ptr, self.a_idx, self.a_dat, self.po, self.ao,
                 self.p_ptr, self.p_idx, self.p_dat, self.ppo, self.pao,
                 self.r_ptr, self.r_idx, self.r_dat, self.rpo, self.rao,
-                self.dinv, self.lo, self.up, self.cinv, self.xw, self.bw, self.rw)
+                self.dinv, self.lo, self.up, self.cinv, self.xw, self.bw, self.rw, self.f_off, self.f_val, self.f_dm)
 
     @property
     def nbytes(self):
         return sum(a.nbytes for a in self.args())
+
+
+def _two_colouring(a):
+    """Colours 0/1 of the rows of ``a`` with no entry a_ij ≠ 0 (i ≠ j) inside one colour, or None.
+
+    First-fit colouring in natural order two-colours every grid stencil whose
+    neighbours differ by one step along one axis (5-point, 7-point): each row
+    but the first has a neighbour before it, of the other parity.
+    """
+    colour = krelax.greedy_coloring(a.indptr, a.indices)
+    if colour.shape[0] == 0 or colour.max() > 1:
+        return None
+    rows = np.repeat(np.arange(a.shape[0]), np.diff(a.indptr))
+    off = a.indices != rows
+    if np.any(colour[rows[off]] == colour[a.indices[off]]):  # a pattern that is not symmetric
+        return None
+    return colour.astype(np.int8)
 
 
 class AMG(Preconditioner):
@@ -129,9 +193,18 @@ class AMG(Preconditioner):
         aggregation, adaptive smoothed aggregation.
     smoother : {"gauss_seidel", "jacobi"}
         Relaxation used in the cycle (Gauss–Seidel is serial, as pyamg's).
-    sweep : {"symmetric", "forward", "backward"}
+    sweep : {"symmetric", "forward", "backward", "red-black"}
         Gauss–Seidel ordering of the pre-smoother; the post-smoother uses the
-        reverse ordering, so the cycle stays symmetric.
+        reverse ordering, so the cycle stays symmetric.  ``"red-black"``: on
+        the finest level, when it is banded (a grid stencil, at least
+        10 000 rows) and its graph two-coloured (5-point, 7-point stencils),
+        red, black and red passes, each a vectorised product over the
+        diagonals instead of a serial chain of rows; symmetric lexicographic
+        sweeps on the other levels (and on a finest level that does not
+        qualify: `red_black` tells).  About as strong a smoother (3D Darcy
+        32³: 9 AMG-CG iterations either way) at well under half the time on
+        the finest level.  pyamg's ``ml.solve`` then runs symmetric
+        lexicographic sweeps throughout.
     presweeps, postsweeps : int
         Smoothing steps before and after the coarse correction.
     omega : float, optional
@@ -139,6 +212,14 @@ class AMG(Preconditioner):
     parallel : {"auto", True, False}
         Threaded kernels on large levels (see `thread_threshold`); Gauss–Seidel
         sweeps are serial in every case.
+    precision : {"double", "single"}
+        Precision of the cycle.  ``"single"`` keeps the hierarchy in float32
+        (the matrix stays as given): half the bytes per cycle, which is what
+        a cycle on a large level waits for, at no cost in accuracy when the
+        V-cycle preconditions a double-precision Krylov method — its
+        residuals and products stay in double (3D Darcy 32³, AMG-CG to
+        1e-8: the same 9 iterations).  Vectors passed to `apply` come back
+        in their own precision.
     rebuild_threshold : float
         `update_operator` rebuilds the hierarchy when
         ``‖A_new − A_old‖_F > rebuild_threshold·‖A_old‖_F`` or the sparsity
@@ -170,7 +251,10 @@ class AMG(Preconditioner):
 
     def __init__(self, A, kind: str = "sa", *, smoother: str = "gauss_seidel", sweep: str = "symmetric",
                  presweeps: int = 1, postsweeps: int = 1, omega: float | None = None,
-                 rebuild_threshold: float = 0.1, parallel="auto", **options):
+                 rebuild_threshold: float = 0.1, parallel="auto", precision: str = "double", **options):
+        if precision not in ("double", "single"):
+            raise ValueError(f"precision must be 'double' or 'single', got {precision!r}")
+        self.precision = precision
         if parallel not in ("auto", True, False):
             raise ValueError(f"parallel must be 'auto', True or False, got {parallel!r}")
         self.parallel = parallel
@@ -217,7 +301,7 @@ class AMG(Preconditioner):
         it = self.postsweeps if reverse else self.presweeps
         if self.smoother == "jacobi":
             return ("jacobi", {"omega": self.omega, "iterations": it, "withrho": False})
-        sweep = self.sweep
+        sweep = "symmetric" if self.sweep == "red-black" else self.sweep  # pyamg has no red–black sweep
         if reverse and sweep != "symmetric":
             sweep = "backward" if sweep == "forward" else "forward"
         return ("gauss_seidel", {"sweep": sweep, "iterations": it})
@@ -248,7 +332,7 @@ class AMG(Preconditioner):
 
     def _pack_levels(self):
         lv = self.ml.levels
-        dtype = np.float32 if lv[0].A.dtype == np.float32 else np.float64
+        dtype = np.float32 if lv[0].A.dtype == np.float32 or self.precision == "single" else np.float64
         As = [lev.A.tocsr() for lev in lv]
         for a in As:
             if not a.has_sorted_indices:
@@ -256,7 +340,7 @@ class AMG(Preconditioner):
         Ps = [lev.P.tocsr() for lev in lv[:-1]]
         Rs = [lev.R.tocsr() for lev in lv[:-1]]
         self._As, self._Ps, self._Rs = As, Ps, Rs
-        self._packed = _Packed(As, Ps, Rs, dtype)
+        self._packed = _Packed(As, Ps, Rs, dtype, red_black=self.smoother == "gauss_seidel" and self.sweep == "red-black")
         self.dtype = np.dtype(dtype)
         self._device = None
 
@@ -276,6 +360,16 @@ class AMG(Preconditioner):
     @property
     def levels(self) -> int:
         return len(self._As)
+
+    @property
+    def matrix_dtype(self) -> np.dtype:
+        """The matrix's precision (`dtype` is the cycle's)."""
+        return self._A.dtype
+
+    @property
+    def red_black(self) -> bool:
+        """Does the cycle run red–black sweeps on the finest level?"""
+        return self._packed.red_black
 
     @property
     def operator_complexity(self) -> float:
@@ -313,7 +407,9 @@ class AMG(Preconditioner):
         """
         if type(r).__module__.startswith("cupy"):
             return self._apply_device(r, out)
-        r = np.ascontiguousarray(np.asarray(r).reshape(-1), dtype=self.dtype)
+        r = np.asarray(r).reshape(-1)
+        given = r.dtype if r.dtype.kind == "f" else np.dtype(np.float64)
+        r = np.ascontiguousarray(r, dtype=self.dtype)
         if r.shape[0] != self.shape[0]:
             raise ValueError(f"AMG.apply: vector of length {r.shape[0]}, expected {self.shape[0]}")
         z = np.empty_like(r) if out is None or out.dtype != self.dtype or not out.flags.c_contiguous else out
@@ -322,7 +418,7 @@ class AMG(Preconditioner):
         if out is not None and z is not out:
             out[...] = z
             return out
-        return z
+        return z if out is not None or z.dtype == given else z.astype(given)
 
     def __matmul__(self, r):
         return self.apply(r)
@@ -333,7 +429,7 @@ class AMG(Preconditioner):
         def matvec(r):
             return self.apply(r)
 
-        return spla.LinearOperator(self.shape, matvec=matvec, rmatvec=matvec, dtype=self.dtype)
+        return spla.LinearOperator(self.shape, matvec=matvec, rmatvec=matvec, dtype=self.matrix_dtype)
 
     # ------------------------------------------------------------- sequences
     def update_operator(self, A, rebuild: bool | None = None) -> bool:
@@ -470,17 +566,39 @@ class AMGCG(_AMGSolverBase):
 
     def _iterate(self, pb: Problem) -> Outcome:
         amg = self.amg
-        if pb.live or pb.dtype != amg.dtype:
+        if pb.live or pb.dtype != amg.matrix_dtype:
             return self._iterate_python(pb)
         hist = np.empty(pb.maxiter + 1 if pb.record_history else 0, dtype=np.float64)
         x0_nonzero = bool(pb.x0_given and np.any(pb.x))
         kind, sweep, pre, post, omega = amg._kernel_config()
+        a = amg._A
+        off, val = self._outer_diagonals(a)
+        mixed = amg.dtype != pb.dtype  # a single-precision cycle inside double-precision CG
+        rc = np.empty(pb.b.shape[0], dtype=amg.dtype) if mixed else None
+        zc = np.empty_like(rc) if mixed else None
         it, code, rn, nmv, nprec = kamg.amg_pcg(*amg._packed.args(), kind, sweep, pre, post, omega,
-                                                amg.thread_threshold(), pb.b, pb.x, pb.tol, pb.maxiter, hist,
-                                                x0_nonzero)
+                                                amg.thread_threshold(), a.indptr, a.indices, a.data, off, val,
+                                                rc, zc, pb.b, pb.x, pb.tol, pb.maxiter, hist, x0_nonzero)
         history = hist[: it + 1] if pb.record_history else None
         return Outcome(pb.x, _STATUS[int(code)], int(it), float(rn), nmatvec=int(nmv), nprec=int(nprec),
                        history=history, extras=self._extras("jitted"))
+
+    def _outer_diagonals(self, a):
+        """A in diagonal storage for CG's products (empty offsets: CSR).  The layout is kept per sparsity
+        pattern, so a later matrix with that pattern (or the same one, whose values may have been changed in
+        place) only gathers its values: 0.3 ms at 3D 32³ against 2 ms for a conversion."""
+        if a.shape[0] < _DIA_MIN_ROWS or not a.has_canonical_format:
+            return np.zeros(0, dtype=np.int64), np.zeros((0, a.shape[0]), dtype=a.dtype)
+        memo = getattr(self, "_dia_memo", None)
+        if (memo is None or memo["val"].dtype != a.dtype or not np.array_equal(memo["indptr"], a.indptr)
+                or not np.array_equal(memo["indices"], a.indices)):
+            off, val = kdia.dia_from_csr(a.indptr, a.indices, a.data)
+            pos = kdia.dia_positions(a.indptr, a.indices, off) if off.shape[0] else None
+            memo = {"indptr": a.indptr.copy(), "indices": a.indices.copy(), "off": off, "val": val, "pos": pos}
+        elif memo["pos"] is not None:
+            kdia.dia_gather(a.data, memo["pos"], memo["val"])
+        self._dia_memo = memo
+        return memo["off"], memo["val"]
 
     def _extras(self, path):
         a = self.amg

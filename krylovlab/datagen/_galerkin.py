@@ -95,10 +95,20 @@ class GalerkinPlan:
         self.first = sp.csr_matrix((w1, (pos1, src1)), shape=(ap_idx.shape[0], a_idx.shape[0]))
         self.second = sp.csr_matrix((w2, (pos2, src2)), shape=(self.indices.shape[0], ap_idx.shape[0]))
         self._ap = np.empty(ap_idx.shape[0])
+        self.dtype = np.dtype(np.float64)
         if self.symmetric:
             self.lower, self.mirror = _mirror(self.indptr, self.indices)
             if self.lower is None:
                 raise RuntimeError("GalerkinPlan: the coarse pattern is not symmetric")
+
+    def astype(self, dtype):
+        """Compute in ``dtype`` from now on (float32: a third fewer bytes per product for a single-precision
+        hierarchy)."""
+        self.dtype = np.dtype(dtype)
+        self.first.data = self.first.data.astype(dtype)
+        self.second.data = self.second.data.astype(dtype)
+        self._ap = self._ap.astype(dtype)
+        return self
 
     @property
     def nnz(self) -> int:
@@ -106,11 +116,13 @@ class GalerkinPlan:
 
     def apply(self, values, out=None):
         """Values of R·A·P (in the order of `indices`) for the matrix with ``A``'s pattern and ``values``."""
-        values = np.asarray(values, dtype=np.float64)
+        values = np.asarray(values)
+        if values.dtype != self.dtype:
+            values = values.astype(self.dtype)
         if values.shape != (self.first.shape[1],):
             raise ValueError("GalerkinPlan.apply: values do not match the pattern of A")
         if out is None:
-            out = np.empty(self.nnz)
+            out = np.empty(self.nnz, dtype=self.dtype)
         # into preallocated arrays: scipy's mat-vec allocated (and page-faulted) new ones every time
         spmv_serial(self.first.indptr, self.first.indices, self.first.data, values, self._ap)
         spmv_serial(self.second.indptr, self.second.indices, self.second.data, self._ap, out)
@@ -247,6 +259,8 @@ class FastGalerkin:
         amg._set_smoothers()
         amg._pack_levels()
         pk = amg._packed
+        for plan in self.plans:
+            plan.astype(pk.a_dat.dtype)  # the packed values' precision (float32 for a single-precision cycle)
         self.mats = amg._As  # the level matrices the packed arrays were made from
         for k, plan in enumerate(self.plans):
             if self.mats[k + 1].nnz != plan.nnz:
@@ -277,6 +291,7 @@ class FastGalerkin:
         if not np.all(diag > 0) or not np.all(np.isfinite(diag)):
             raise ArithmeticError("FastGalerkin.update: a level lost its positive diagonal")
         pk.dinv[:] = 1.0 / diag
+        pk.refresh_fine(A)  # the finest level's diagonal storage and red–black scalings
         coarse = self.mats[-1].toarray()
         # numpy's pinv with scipy's default cutoff (the one the packed hierarchy used): scipy's own costs 0.5 ms at 4×4
         pk.cinv[:] = np.linalg.pinv(coarse, rcond=max(coarse.shape) * np.finfo(coarse.dtype).eps).ravel()

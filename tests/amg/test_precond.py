@@ -162,6 +162,7 @@ def test_update_operator_reuse_and_rebuild():
     (dict(sweep="sideways"), ValueError),
     (dict(presweeps=-1), ValueError),
     (dict(omega=3.0), ValueError),
+    (dict(precision="half"), ValueError),
     (dict(presmoother=("jacobi", {})), TypeError),
 ])
 def test_bad_options(A2, bad, exc):
@@ -221,3 +222,126 @@ def test_dense_input_and_linear_operator_rejected():
     import scipy.sparse.linalg as spla
     with pytest.raises(TypeError):
         AMGCG(spla.aslinearoperator(A))
+
+
+# ------------------------------------------------- red–black sweeps and a single-precision cycle
+@pytest.fixture
+def small_dia(monkeypatch):
+    """Let the finest level of small test problems take diagonal storage."""
+    from krylovlab.amg import precond
+
+    monkeypatch.setattr(precond, "_DIA_MIN_ROWS", 50)
+
+
+def _reference_vcycle(M, b):
+    """One V-cycle in numpy on M's hierarchy: symmetric red–black Gauss–Seidel (red, black, red) on the
+    finest level with the colours of M, symmetric lexicographic Gauss–Seidel (pyamg) below."""
+    from pyamg.relaxation.relaxation import gauss_seidel
+
+    lv = M.ml.levels
+    red = M._packed._colour == 0
+
+    def rb(A, x, b):
+        d = A.diagonal()
+        for mask in (red, ~red, red):
+            r = b - A @ x
+            x[mask] += r[mask] / d[mask]
+
+    def cycle(k, b):
+        A = lv[k].A.tocsr()
+        if k == len(lv) - 1:
+            return np.linalg.pinv(A.toarray()) @ b
+        x = np.zeros_like(b)
+        rb(A, x, b) if k == 0 else gauss_seidel(A, x, b, iterations=1, sweep="symmetric")
+        x += lv[k].P @ cycle(k + 1, lv[k].R @ (b - A @ x))
+        rb(A, x, b) if k == 0 else gauss_seidel(A, x, b, iterations=1, sweep="symmetric")
+        return x
+
+    return cycle(0, b)
+
+
+@pytest.mark.parametrize("shape", [(30, 24), (9, 8, 7)])
+def test_red_black_vcycle_matches_reference_and_is_spd(small_dia, shape):
+    A = poisson(shape)
+    M = AMG(A, max_coarse=20, sweep="red-black")
+    assert M.red_black and M.levels >= 2
+    colour = M._packed._colour
+    coo = A.tocoo()
+    off = coo.row != coo.col
+    assert np.all(colour[coo.row[off]] != colour[coo.col[off]])  # a valid two-colouring
+    rng = np.random.default_rng(2)
+    for _ in range(3):
+        x, y = rng.standard_normal((2, A.shape[0]))
+        Mx, My = M.apply(x), M.apply(y)
+        want = _reference_vcycle(M, x)
+        assert np.linalg.norm(Mx - want) <= 1e-12 * np.linalg.norm(want)
+        assert abs(y @ Mx - x @ My) <= 1e-10 * np.linalg.norm(x) * np.linalg.norm(y) * np.linalg.norm(Mx)
+        assert x @ Mx > 0
+    b = rhs(A.shape[0])
+    res = AMGCG(A, amg=M, rtol=1e-10).solve(b)
+    assert res.converged and np.linalg.norm(b - A @ res.x) <= 1e-10 * np.linalg.norm(b)
+    lex = AMGCG(A, amg=AMG(A, max_coarse=20), rtol=1e-10).solve(b)
+    assert abs(res.iterations - lex.iterations) <= 2
+
+
+def test_red_black_falls_back_where_it_cannot_apply(small_dia):
+    """A 9-point stencil has no two-colouring, a small matrix no diagonal copy: lexicographic sweeps, the
+    symmetric cycle exactly."""
+    import pyamg
+
+    A9 = pyamg.gallery.stencil_grid(np.array([[-1, -1, -1], [-1, 8, -1], [-1, -1, -1]], float), (20, 20),
+                                    format="csr")
+    b = rhs(A9.shape[0])
+    for A in (A9, poisson((6, 6))):
+        np.random.seed(0)  # pyamg draws random vectors for its spectral radius estimates
+        M = AMG(A, max_coarse=10, sweep="red-black")
+        assert not M.red_black
+        np.random.seed(0)
+        ref = AMG(A, max_coarse=10, sweep="symmetric")
+        assert np.array_equal(M.apply(b[: A.shape[0]]), ref.apply(b[: A.shape[0]]))
+
+
+@pytest.mark.parametrize("sweep", ["symmetric", "red-black"])
+def test_single_precision_cycle_in_double_cg(small_dia, sweep):
+    """A float32 cycle inside float64 AMG-CG: products and residuals stay in double, so the solve reaches
+    1e-10 on the true residual in about as many iterations as the double cycle."""
+    A = poisson((40, 40))
+    b = rhs(A.shape[0])
+    np.random.seed(0)
+    M = AMG(A, max_coarse=20, sweep=sweep, precision="single")
+    assert M.dtype == np.float32 and M.matrix_dtype == np.float64
+    z = M.apply(b)
+    assert z.dtype == np.float64
+    np.random.seed(0)
+    double = AMG(A, max_coarse=20, sweep=sweep)
+    assert np.linalg.norm(z - double.apply(b)) <= 1e-5 * np.linalg.norm(z)
+    res = AMGCG(A, amg=M, rtol=1e-10).solve(b)
+    assert res.converged and res.extras["path"] == "jitted"
+    assert np.linalg.norm(b - A @ res.x) <= 1e-10 * np.linalg.norm(b)
+    ref = AMGCG(A, amg=double, rtol=1e-10).solve(b)
+    assert abs(res.iterations - ref.iterations) <= 1
+    # the monitored (Python) path takes the same cycle
+    seen = []
+    mon = AMGCG(A, amg=M, rtol=1e-10, monitors=[lambda info: seen.append(info.rnorm)]).solve(b)
+    assert mon.converged and abs(mon.iterations - res.iterations) <= 1 and seen
+
+
+def test_amgcg_products_from_diagonals_follow_new_values(small_dia):
+    """AMG-CG's products read a diagonal copy of A, kept per pattern: a new matrix with the same pattern,
+    or the same matrix with values changed in place, must be what the solve sees."""
+    A = poisson((30, 30))
+    b = rhs(A.shape[0])
+    s = AMGCG(A, rtol=1e-10)
+    assert s.solve(b).converged
+    assert s._dia_memo["off"].size == 5
+    B = A.copy()
+    B.data = B.data * np.linspace(1.0, 3.0, B.nnz)
+    B = ((B + B.T) / 2).tocsr()
+    B.sort_indices()
+    s.update_operator(B)
+    res = s.solve(b)
+    assert res.converged and np.linalg.norm(b - B @ res.x) <= 1e-10 * np.linalg.norm(b)
+    B.data *= 2.0  # in place: same object, new values
+    s.update_operator(B)
+    res = s.solve(b)
+    assert res.converged and np.linalg.norm(b - B @ res.x) <= 1e-10 * np.linalg.norm(b)

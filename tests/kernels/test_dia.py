@@ -130,3 +130,28 @@ def test_cg_uses_diagonal_storage_and_agrees_with_csr(monkeypatch):
     # the products are bitwise equal, the dot pᴴAp is summed in another order: the same iterates to rounding
     assert abs(out[0].iterations - out[1].iterations) <= 1
     np.testing.assert_allclose(out[0].x, out[1].x, rtol=1e-8, atol=1e-10)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_dia_gather_refills_a_pattern(dtype):
+    """`dia_positions` + `dia_gather` give `dia_from_csr` of any matrix sharing the pattern, also in another
+    precision and with unsorted rows."""
+    A = sp.csr_matrix(convection_diffusion((13, 11)))
+    A.sort_indices()
+    offs, _ = cpu.dia_from_csr(A.indptr, A.indices, A.data)
+    pos = cpu.dia_positions(A.indptr, A.indices, offs)
+    assert pos.shape == (offs.size, A.shape[0]) and (pos >= 0).sum() == A.nnz
+    B = A.copy()
+    B.data = np.random.default_rng(1).standard_normal(B.nnz)
+    val = np.full((offs.size, A.shape[0]), np.nan, dtype=dtype)
+    cpu.dia_gather(B.data, pos, val)
+    _, want = cpu.dia_from_csr(B.indptr, B.indices, B.data)
+    np.testing.assert_array_equal(val, want.astype(dtype))
+    # a row stored in reverse order still lands on its diagonals
+    C = B.copy()
+    lo, hi = C.indptr[5], C.indptr[6]
+    C.indices[lo:hi] = C.indices[lo:hi][::-1].copy()
+    C.data[lo:hi] = C.data[lo:hi][::-1].copy()
+    pos_c = cpu.dia_positions(C.indptr, C.indices, offs)
+    cpu.dia_gather(C.data, pos_c, val)
+    np.testing.assert_array_equal(val, want.astype(dtype))

@@ -92,6 +92,41 @@ def dia_from_csr(indptr, indices, data, max_diagonals: int = 32, max_padding: fl
     return offs, val
 
 
+@nb.njit(**_jit)
+def dia_positions(indptr, indices, offs):
+    """``pos[d, i]``: the index in ``data`` of the entry A[i, i + offs[d]] of a CSR matrix without duplicate
+    entries, or −1 where the diagonal has none.  With it, a new matrix of the same pattern goes to diagonal
+    storage by `dia_gather` (contiguous writes, no offset search)."""
+    n = indptr.shape[0] - 1
+    nd = offs.shape[0]
+    pos = np.full((nd, n), -1, dtype=np.int64)
+    for i in range(n):
+        t = 0
+        for k in range(np.int64(indptr[i]), np.int64(indptr[i + 1])):
+            o = np.int64(indices[k]) - i
+            while t < nd and offs[t] < o:
+                t += 1
+            if t == nd or offs[t] != o:  # an unsorted row: search from the start
+                t = 0
+                while offs[t] != o:
+                    t += 1
+            pos[t, i] = k
+    return pos
+
+
+@nb.njit(**_jit)
+def dia_gather(data, pos, val):
+    """``val[d, i] ← data[pos[d, i]]`` (0 where ``pos`` is −1): the diagonals of a matrix with the pattern
+    `dia_positions` was computed for."""
+    for t in range(pos.shape[0]):
+        pt = pos[t]
+        vt = val[t]
+        for i in range(pt.shape[0]):
+            k = pt[i]
+            vt[i] = data[k] if k >= 0 else 0
+    return val
+
+
 def dia_for_solver(indptr, indices, data, min_rows: int = MIN_ROWS):
     """`dia_from_csr` for a solve from ``min_rows`` rows on; below that (the conversion, about one
     product, would not be repaid) or for an unbanded matrix, empty offsets: the caller keeps CSR."""
