@@ -10,10 +10,14 @@ rtol 1e-8.  Every strategy assembles and solves the same seeded samples
 * krylovlab GCRO-DR with carried recycle space, unsorted and SKR-sorted;
 * krylovlab ``datagen`` with ``solver="auto"`` (includes feature ordering,
   calibration and writing the HDF5 file), 1 worker and 2 Dask workers;
-* the ceiling for 2 workers on this machine: 2 plain local ``generate``
-  processes started together, each on half the samples (its own seed), no
-  Dask — what two single-threaded solvers get from the shared cache and
-  memory bandwidth.
+* for reference, 2 plain local ``generate`` processes started together, each
+  on half the samples (its own seed), no Dask: what running two copies by
+  hand gives.  Each pays its own interpreter start-up, imports, calibration
+  and AMG hierarchy — fixed costs that `--workers` (worker threads in one
+  process) pays once.  (This row was once called the machine's "ceiling" and
+  put down to shared cache and memory bandwidth; the solves themselves scale:
+  two processes running the amg-cg loop at once took 20.4 and 20.5 ms per
+  sample against 21.0 ms alone, ad hoc.)
 
 What each time includes.  Per-sample peers: drawing the sample (GRF),
 assembling A and b, the solve and a true-residual check — the same sampling
@@ -118,7 +122,7 @@ def run_datagen(name, fam, seed, count, tmp, **kw):
             "mean iters": s.mean_iterations, "max residual": s.max_residual, "chosen": s.solver}
 
 
-_CEILING_CHILD = """
+_INDEPENDENT_CHILD = """
 import sys, time
 from krylovlab import datagen
 from krylovlab.problems import get_family
@@ -131,21 +135,21 @@ print(time.perf_counter() - t0)
 
 
 def independent_processes(fam, n_samples, seed, rtol, processes, tmp):
-    """The machine's ceiling for ``processes`` single-threaded solvers: as many plain local `generate` runs
-    (no Dask), started together, each on its share of the samples (its own seed); the wall time until the
-    last one finishes.  The processes share only the hardware (last-level cache, memory bandwidth)."""
+    """As many plain local `generate` runs as ``processes`` (no Dask), started together, each on its share of
+    the samples (its own seed); the wall time until the last one finishes.  Each pays its own start-up,
+    imports, calibration and setup."""
     import subprocess
 
     share = -(-n_samples // processes)
     t0 = time.perf_counter()
-    procs = [subprocess.Popen([sys.executable, "-c", _CEILING_CHILD,
-                               repr((dict(fam.config()), share, seed + 1 + w, rtol, str(Path(tmp) / f"ceiling{w}.h5")))],
+    procs = [subprocess.Popen([sys.executable, "-c", _INDEPENDENT_CHILD,
+                               repr((dict(fam.config()), share, seed + 1 + w, rtol, str(Path(tmp) / f"independent{w}.h5")))],
                               stdout=subprocess.PIPE, text=True) for w in range(processes)]
     for pr in procs:
         out, _ = pr.communicate()
         if pr.returncode != 0:
             raise RuntimeError("an independent datagen process failed")
-    return {"strategy": f"ceiling: {processes} independent local processes, {share} samples each (no Dask)",
+    return {"strategy": f"reference: {processes} independent local processes, {share} samples each (no Dask)",
             "seconds": time.perf_counter() - t0, "count": share * processes, "mean iters": float("nan"),
             "max residual": float("nan"), "chosen": ""}
 
@@ -180,7 +184,7 @@ def case(fam, n_samples, peer_samples, seed, rtol, workers):
         if r["count"] != n_samples:
             r["strategy"] += " *"
     auto = next(r for r in rows if r["strategy"] == "krylovlab auto")
-    others = [r for r in rows if not r["strategy"].startswith(("krylovlab auto", "ceiling"))]
+    others = [r for r in rows if not r["strategy"].startswith(("krylovlab auto", "reference"))]
     best_other = min(others, key=lambda r: r["total (s)"])
     for r in rows:
         r["auto speedup"] = r["total (s)"] / auto["total (s)"]
@@ -235,11 +239,11 @@ def main(argv=None):
             block.append(f"{args.workers} workers vs 1: {auto['total (s)'] / p['total (s)']:.2f}x throughput "
                          f"including warm-up ({p['warm-up (s)']:.1f} s waiting for the cluster); "
                          f"{rest1 / rest:.2f}x without warm-up (target >= 1.3x)")
-            ceiling = next((r for r in rows if r["strategy"].startswith("ceiling")), None)
-            if ceiling is not None:
-                block.append(f"ceiling on this machine: {args.workers} independent local runs together give "
-                             f"{auto['total (s)'] / ceiling['total (s)']:.2f}x the throughput of one "
-                             "(shared last-level cache and memory bandwidth; no Dask, no shared driver)")
+            ref = next((r for r in rows if r["strategy"].startswith("reference")), None)
+            if ref is not None:
+                block.append(f"for reference, {args.workers} independent local runs together give "
+                             f"{auto['total (s)'] / ref['total (s)']:.2f}x the throughput of one "
+                             "(each with its own start-up, imports, calibration and setup)")
         print("\n".join(block), flush=True)
         text += block
     default = not args.full and args.grids is None and args.samples == 200 and args.workers == 2

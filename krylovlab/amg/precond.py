@@ -31,6 +31,7 @@ from __future__ import annotations
 import math
 import numbers
 
+import numba as nb
 import numpy as np
 import scipy.linalg as sla
 import scipy.sparse as sp
@@ -382,14 +383,15 @@ class AMG(Preconditioner):
     def thread_threshold(self) -> int:
         """Smallest level size that runs threaded kernels in this solve.
 
-        ``parallel=True``: levels of at least ``PARALLEL_THRESHOLD`` unknowns;
-        ``False``: none; ``"auto"`` (default): as True, except when the
-        machine is already busy (`krylovlab.kernels.cpu.machine_busy`),
-        where a threaded region waiting for a descheduled thread was measured
+        ``parallel=True``: levels of at least ``PARALLEL_THRESHOLD`` unknowns
+        (none when numba runs one thread in the calling thread, e.g. inside
+        `krylovlab.datagen`'s single-threaded shards); ``False``: none;
+        ``"auto"`` (default): as True, except when the machine is already
+        busy (`krylovlab.kernels.cpu.machine_busy`), where a threaded region waiting for a descheduled thread was measured
         many times slower than the serial loop.  The choice changes only the
         summation order of the threaded reductions.
         """
-        if self.parallel is False:
+        if self.parallel is False or nb.get_num_threads() == 1:  # a one-thread parallel region only costs
             return 2**62
         if self.parallel == "auto" and machine_busy():
             return 2**62

@@ -452,7 +452,7 @@ def generate(family, n_samples: int, out, *, seed: int = 0, solver: str = "auto"
     out = _check_output(out, overwrite)
 
     t_start = time.perf_counter()
-    # start the cluster (worker processes importing krylovlab) while this process samples, orders and
+    # start the cluster (importing dask.distributed takes 0.6 s) while this process samples, orders and
     # calibrates; calibration times solves in this thread's CPU time, so the start-up does not bias it
     connection = _Connection(workers, scheduler) if workers is not None or scheduler is not None else None
     try:
@@ -488,18 +488,15 @@ def _generate(fam, n_samples, out, seed, solver, rtol, order, shard_size, worker
                            n_samples, processes)
             if order == "auto":
                 # calibrate on the first samples in index order, then sort only for a strategy that gains
-                # from similar neighbours.  A local run then skips the features pass for the others (3D
-                # Darcy 32³, amg-cg, 200 samples: 9.2 s instead of 9.9 s); with Dask the driver computes
-                # the features first anyway, while the cluster starts (which takes longer), so that the
-                # calibration does not run while the workers import.  The order is the same either way.
-                feats = None if drawn is not None else _features(fam, n_samples, seed, drawn)
+                # from similar neighbours; the others skip the features pass (3D Darcy 32³, amg-cg, 200
+                # samples: 9.2 s instead of 9.9 s locally; with 2 Dask workers the pass, run first while the
+                # cluster started, was 1.5 s of a 6.9 s run).  The order is the same either way.
                 chosen, timings, baseline, warmup = _calibrate(np.arange(n_samples), *calibration)
                 used = _resolve_order(order, n_samples) if strategies.order_matters(chosen) else "none"
                 if used == "none":
                     perm = np.arange(n_samples)
                 else:
-                    perm = _order(feats if feats is not None else _features(fam, n_samples, seed, drawn), used,
-                                  seed)
+                    perm = _order(_features(fam, n_samples, seed, drawn), used, seed)
             else:
                 used = _resolve_order(order, n_samples)
                 perm = _order(_features(fam, n_samples, seed, drawn), used, seed)
@@ -584,15 +581,12 @@ def _dask():
     return distributed
 
 
-#: Dask settings for the workers of a cluster `generate` starts itself.  Measured on 3D Darcy 32³ (200
-#: samples, 2 workers, amg-cg): the shards took 9.3 s of worker time with Dask's defaults against 6.6 s in
-#: a plain process pool.  Dask's nannies set MALLOC_TRIM_THRESHOLD_, which also switches off glibc's
-#: adaptive mmap threshold, so every work vector of a few hundred kB is mapped and unmapped again (page
-#: faults on each first touch).  Each worker also samples its thread stacks every 10 ms for its
-#: statistical profiler and polls system metrics twice a second, which costs CPU on a fully loaded core.
-#: Without the three, the shards took 6.7 s.
+#: Dask settings for the cluster `generate` starts itself.  Measured on 3D Darcy 32³ (200 samples, 2 worker
+#: processes, amg-cg, in the version that used processes): each worker sampled its thread stacks every 10 ms
+#: for its statistical profiler and polled system metrics twice a second, which costs CPU on a fully
+#: loaded core (with the nannies' MALLOC_TRIM_THRESHOLD_, which worker threads no longer meet: 9.3 s of
+#: shard time with Dask's defaults, 6.7 s without).
 _WORKER_CONFIG = {
-    "distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None,
     "distributed.worker.profile.enabled": False,
     "distributed.admin.system-monitor.interval": "1s",
     "distributed.admin.system-monitor.gil.enabled": False,  # polls the GIL every 1 ms where gilknocker is installed
@@ -600,8 +594,8 @@ _WORKER_CONFIG = {
 
 
 class _Connection:
-    """A Dask client being set up in a background thread: a new `LocalCluster` of single-threaded workers
-    (``workers``), or a client of an existing ``scheduler``."""
+    """A Dask client being set up in a background thread: a new `LocalCluster` of ``workers`` single-threaded
+    workers (threads of this process), or a client of an existing ``scheduler``."""
 
     def __init__(self, workers, scheduler):
         if importlib.util.find_spec("distributed") is None:
@@ -619,11 +613,14 @@ class _Connection:
         else:
             import dask
 
-            single = {"NUMBA_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
-                      "MKL_NUM_THREADS": "1"}
             with dask.config.set(_WORKER_CONFIG):
-                cluster = distributed.LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                                                   dashboard_address=None, env=single)
+                # worker threads in this process: the solves are numba kernels that release the GIL, so two
+                # threads use two cores (3D Darcy 32³, 2 × 25 samples: 0.67-0.95 s per shard against 0.68 s
+                # in worker processes), and they start at once on the kernels and the AMG hierarchy this
+                # process has loaded and built, where worker processes took 2.4 s to spawn and import
+                # before a 1.4 s first shard (200 samples: 5.2 s in all against 6.5 s)
+                cluster = distributed.LocalCluster(n_workers=workers, threads_per_worker=1, processes=False,
+                                                   dashboard_address=None)
             try:
                 client = distributed.Client(cluster)
             except BaseException:

@@ -122,6 +122,8 @@ class GMRESWarm(_KrylovStrategy):
     options = {"restart": 40}
 
 
+#: per reference key, a pool of AMG hierarchies built from that reference matrix, each ``{"lock", "value"}``:
+#: shards running at once in one process (Dask worker threads, the calibration) each hold one
 _SHARED_AMG: dict = {}
 _SHARED_LOCK = threading.Lock()
 
@@ -170,7 +172,8 @@ class AMGCG(Strategy):
 
     With ``reference=(key, build)`` the first hierarchy is built from the
     matrix ``build()`` returns (the first sample of the solving order) once
-    per process and shared by every shard run there; a shard only ever
+    per process — once per shard running at the same time, e.g. on Dask
+    worker threads — and reused by every later shard there; a shard only ever
     overwrites its values with its own matrices, so the results do not depend
     on which shards ran before in the same process.
     """
@@ -212,23 +215,30 @@ class AMGCG(Strategy):
         return fast, _AMGCG(amg._A, amg=amg)
 
     def _start(self, A):
-        """The shard's first hierarchy: the shared one for ``reference`` when it is free, else a private one."""
+        """The shard's first hierarchy: a free one of the process's pool for ``reference`` (built from the
+        reference matrix, a new one when all are in use by shards running at the same time), else a private
+        one.  Every pooled hierarchy has the same P and R (the build is seeded), so a shard's results do not
+        depend on which one it gets."""
         if self._reference is not None:
             key, build = self._reference
             with _SHARED_LOCK:
-                entry = _SHARED_AMG.get(key)
+                pool = _SHARED_AMG.get(key)
+                if pool is None:
+                    for old in [k for k, p in _SHARED_AMG.items() if not any(e["lock"].locked() for e in p)][:-1]:
+                        del _SHARED_AMG[old]  # keep at most the latest idle pool besides the new one
+                    pool = _SHARED_AMG[key] = []
+                entry = next((e for e in pool if e["lock"].acquire(blocking=False)), None)
                 if entry is None:
-                    for old in [k for k, e in _SHARED_AMG.items() if not e["lock"].locked()][:-1]:
-                        del _SHARED_AMG[old]  # keep at most the latest idle hierarchy besides the new one
-                    entry = _SHARED_AMG[key] = {"lock": threading.Lock(), "value": None}
-            if entry["lock"].acquire(blocking=False):
-                self._lock = entry["lock"]
-                if entry["value"] is None:
-                    entry["value"] = self._make(build())
-                fast, solver = entry["value"]
-                if fast is not None and fast.same_pattern(A):
-                    return fast, solver
-                self._release()
+                    entry = {"lock": threading.Lock(), "value": None}
+                    entry["lock"].acquire()
+                    pool.append(entry)
+            self._lock = entry["lock"]
+            if entry["value"] is None:
+                entry["value"] = self._make(build())
+            fast, solver = entry["value"]
+            if fast is not None and fast.same_pattern(A):
+                return fast, solver
+            self._release()
         return self._make(A)
 
     def solve(self, A, b):

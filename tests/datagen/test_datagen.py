@@ -133,16 +133,21 @@ def test_resume_after_kill_9(tmp_path):
 
 
 @pytest.mark.parametrize("solver, grid", [("cg", 8), ("amg-cg", 16)])
-def test_dask_local_cluster_matches_local_run(tmp_path, monkeypatch, solver, grid):
-    """Same samples, same iteration counts: with amg-cg each worker builds its own shared hierarchy."""
+def test_dask_local_cluster_matches_local_run(tmp_path, solver, grid):
+    """The same dataset, bit for bit: with amg-cg, shards solved at the same time on the two worker threads
+    each take a hierarchy built from the same reference matrix, as the local run's shards do."""
     pytest.importorskip("dask.distributed")
-    monkeypatch.setenv("PYTHONPATH", f"{REPO}{os.pathsep}{os.environ.get('PYTHONPATH', '')}")
+    from krylovlab.datagen import strategies
+
     local, dist = tmp_path / "local.h5", tmp_path / "dist.h5"
     options = {**SMALL, "grid": grid}
+    strategies.clear_shared()
     datagen.generate("darcy", 8, local, solver=solver, **options)
+    strategies.clear_shared()
     summary = datagen.generate("darcy", 8, dist, solver=solver, workers=2, **options)
-    assert summary.warmup_seconds > 0  # cluster start and worker warm-up are reported
-    _assert_same(datagen.load(local), datagen.load(dist), exact=False)
+    assert summary.warmup_seconds > 0  # waiting for the cluster is reported
+    assert summary.workers == 2
+    _assert_same(datagen.load(local), datagen.load(dist), exact=True)
     _check_dataset(dist, 8, grid=grid)
 
 
@@ -398,3 +403,29 @@ def test_auto_order_sorts_only_for_strategies_that_gain(tmp_path, solver, used):
     datagen.generate("darcy", 9, forced, solver=solver, order="skr", grid=12, seed=4, progress=False, shard_size=3)
     meta = datagen.load(forced)["meta"]
     assert meta["order_used"] == "skr"
+
+
+def test_shards_at_the_same_time_take_hierarchies_of_the_reference():
+    """Two amg-cg shards running at once in one process (Dask worker threads) each hold a hierarchy, both built
+    from the reference matrix, so each gives what it would alone; a later shard reuses a free one."""
+    from krylovlab.datagen import strategies
+    from krylovlab.datagen.pipeline import _reference
+
+    fam = get_family("darcy", grid=12, dim=2)
+    systems = [fam.assemble(fam.sample(datagen.sample_rng(4, i))) for i in range(3)]
+    strategies.clear_shared()
+    ref = _reference(fam, 4, 0)
+    first, second = (strategies.make("amg-cg", fam, 1e-8, ref) for _ in range(2))
+    x1, _ = first.solve(*systems[1])
+    x2, _ = second.solve(*systems[2])  # the first still holds its hierarchy: a second one from the reference
+    pool = strategies._SHARED_AMG[ref[0]]
+    assert len(pool) == 2 and first._solver is not second._solver
+    for a, b in zip(first._solver.amg.ml.levels[:-1], second._solver.amg.ml.levels[:-1]):
+        assert (a.P != b.P).nnz == 0
+    first.close()
+    second.close()
+    alone = strategies.make("amg-cg", fam, 1e-8, ref)
+    np.testing.assert_array_equal(alone.solve(*systems[2])[0], x2)  # a free pooled hierarchy, same answer
+    assert len(pool) == 2
+    alone.close()
+    strategies.clear_shared()
