@@ -7,6 +7,9 @@ iteration count ±1.
 Peers, all on one pyamg smoothed-aggregation hierarchy (symmetric
 Gauss–Seidel, pinv coarse solve) built once per problem:
   * krylovlab ``AMGCG`` (whole PCG iteration and V-cycle in one numba call)
+  * on grid problems, krylovlab ``AMGCG`` with ``AMG(sweep="red-black",
+    precision="single")`` on the same hierarchy (not a like-for-like peer of
+    pyamg's cycle: other sweeps, float32 cycle)
   * pyamg ``ml.solve(b, tol, accel="cg")``
   * scipy ``cg`` with ``M = ml.aspreconditioner()``
   * unpreconditioned scipy ``cg`` and krylovlab ``CG`` (for scale)
@@ -95,6 +98,21 @@ def run(full: bool, repeat: int, only: str | None = None, plain: bool = True):
                          time_s=t_kl, iters=res.iterations, relres=relres(A, b, res.x), vs_krylovlab=1.0,
                          setup_s=setup, levels=amg.levels, opcx=round(amg.operator_complexity, 2),
                          other_threads_s=kl[not best_mode][0]))
+        # the grid options on the same hierarchy: red-black sweeps on the finest level, single-precision cycle
+        rb = AMG(ml, sweep="red-black", precision="single") if amg.levels >= 2 else None
+        if rb is not None and rb.red_black:
+            fast = AMGCG(A, amg=rb, rtol=RTOL)
+            fast.solve(b)
+            kf = {}
+            for mode in (True, False):
+                rb.parallel = mode
+                kf[mode] = timeit(lambda: fast.solve(b), repeat=rep, warmup=0)
+            fmode = min(kf, key=lambda m: kf[m][0])
+            t_f, res_f = kf[fmode]
+            rows.append(dict(problem=name, n=n, solver="krylovlab AMGCG, red-black + single",
+                             threads="2" if fmode else "1", time_s=t_f, iters=res_f.iterations,
+                             relres=relres(A, b, res_f.x), vs_krylovlab=t_f / t_kl,
+                             other_threads_s=kf[not fmode][0]))
 
         def pyamg_cg():
             h = []
