@@ -220,7 +220,8 @@ class AMG(Preconditioner):
         V-cycle preconditions a double-precision Krylov method — its
         residuals and products stay in double (3D Darcy 32³, AMG-CG to
         1e-8: the same 9 iterations).  Vectors passed to `apply` come back
-        in their own precision.
+        in their own precision.  (The CPU cycle; the GPU cycle of
+        `to_device` runs in the matrix's precision.)
     rebuild_threshold : float
         `update_operator` rebuilds the hierarchy when
         ``‖A_new − A_old‖_F > rebuild_threshold·‖A_old‖_F`` or the sparsity

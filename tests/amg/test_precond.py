@@ -345,3 +345,25 @@ def test_amgcg_products_from_diagonals_follow_new_values(small_dia):
     s.update_operator(B)
     res = s.solve(b)
     assert res.converged and np.linalg.norm(b - B @ res.x) <= 1e-10 * np.linalg.norm(b)
+
+
+def test_red_black_threaded_cycle_matches_serial():
+    """Above the threading threshold the red–black passes run on row blocks over threads, in place: each
+    row of a colour reads only rows of the other colour, so the cycle equals the serial one to rounding
+    (the threaded restriction and products sum in another order)."""
+    import numba
+
+    if numba.config.NUMBA_NUM_THREADS < 2:
+        pytest.skip("needs two numba threads")  # the point is the threaded pass
+    A = poisson((150, 150))  # 22 500 rows, above PARALLEL_THRESHOLD
+    b = rhs(A.shape[0], 5)
+    np.random.seed(0)
+    M = AMG(A, sweep="red-black", parallel=True)
+    assert M.red_black and M.thread_threshold() <= A.shape[0]
+    threaded = M.apply(b)
+    M.parallel = False
+    serial = M.apply(b)
+    assert np.linalg.norm(threaded - serial) <= 1e-12 * np.linalg.norm(serial)
+    M.parallel = True
+    res = AMGCG(A, amg=M, rtol=1e-10).solve(b)
+    assert res.converged and np.linalg.norm(b - A @ res.x) <= 1e-10 * np.linalg.norm(b)
