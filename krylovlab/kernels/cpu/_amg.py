@@ -453,45 +453,29 @@ def vcycle(nl, vo, a_ptr, a_idx, a_dat, po, ao, p_ptr, p_idx, p_dat, ppo, pao,
 # A single-precision cycle inside double-precision CG goes through cycle-precision copies of r and z;
 # when the precisions agree the buffers are None and these compile to nothing (the choice is made per
 # argument type, so numba never types a cycle call with mismatched vectors).
-def _into(v, buf):
-    """``buf ← v`` and return ``buf``; ``v`` itself when ``buf`` is None."""
+def _cycle_vector(v, buf):
+    """``buf``, or ``v`` itself when ``buf`` is None."""
 
 
-def _target(v, buf):
-    """``buf``, or ``v`` when ``buf`` is None."""
+def _copy_unless_none(dst, src, buf):
+    """``dst ← src`` unless ``buf`` is None."""
 
 
-def _back(v, buf):
-    """``v ← buf`` unless ``buf`` is None."""
-
-
-@overload(_into)
-def _into_impl(v, buf):
-    if isinstance(buf, types.NoneType):
-        return lambda v, buf: v
-
-    def impl(v, buf):
-        for i in range(v.shape[0]):
-            buf[i] = v[i]
-        return buf
-    return impl
-
-
-@overload(_target)
-def _target_impl(v, buf):
+@overload(_cycle_vector)
+def _cycle_vector_impl(v, buf):
     if isinstance(buf, types.NoneType):
         return lambda v, buf: v
     return lambda v, buf: buf
 
 
-@overload(_back)
-def _back_impl(v, buf):
+@overload(_copy_unless_none)
+def _copy_unless_none_impl(dst, src, buf):
     if isinstance(buf, types.NoneType):
-        return lambda v, buf: None
+        return lambda dst, src, buf: None
 
-    def impl(v, buf):
-        for i in range(v.shape[0]):
-            v[i] = buf[i]
+    def impl(dst, src, buf):
+        for i in range(dst.shape[0]):
+            dst[i] = src[i]
     return impl
 
 
@@ -500,10 +484,13 @@ def _precondition(nl, vo, a_ptr, a_idx, a_dat, po, ao, p_ptr, p_idx, p_dat, ppo,
                   r_ptr, r_idx, r_dat, rpo, rao, dinv, lo, up, cinv, xw, bw, rw, f_off, f_val, f_dm,
                   kind, sweep, pre, post, omega, r, z, rc, zc, threshold):
     """z ← B r, through the cycle-precision vectors ``rc, zc`` unless they are None."""
+    rin = _cycle_vector(r, rc)
+    zout = _cycle_vector(z, zc)
+    _copy_unless_none(rin, r, rc)  # rc ← r
     vcycle(nl, vo, a_ptr, a_idx, a_dat, po, ao, p_ptr, p_idx, p_dat, ppo, pao,
            r_ptr, r_idx, r_dat, rpo, rao, dinv, lo, up, cinv, xw, bw, rw, f_off, f_val, f_dm,
-           kind, sweep, pre, post, omega, _into(r, rc), _target(z, zc), threshold)
-    _back(z, zc)
+           kind, sweep, pre, post, omega, rin, zout, threshold)
+    _copy_unless_none(z, zout, zc)  # z ← zc
 
 
 @nb.njit(**_jit)
