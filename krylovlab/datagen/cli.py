@@ -39,7 +39,8 @@ Load the result with krylovlab.datagen.load(PATH).
               help="Samples per shard: the unit of resumption and of parallel tasks "
                    "[default: equal shards of at most 32, an even number of them].")
 @click.option("--workers", default=None, type=click.IntRange(min=1),
-              help="Run on a local Dask cluster with this many single-threaded workers.")
+              help="Run on a local Dask cluster with this many single-threaded workers "
+                   "(threads of this process; one per core).")
 @click.option("--scheduler", default=None, help="Address of an existing Dask scheduler (tcp://host:port).")
 @click.option("--compression", default="none", show_default=True, type=click.Choice(["none", "lzf", "gzip"]),
               help="HDF5 compression (float64 fields shrink only 14-18%, at 18-30x the writing time).")

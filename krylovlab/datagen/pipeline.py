@@ -412,7 +412,8 @@ def generate(family, n_samples: int, out, *, seed: int = 0, solver: str = "auto"
         Samples per shard (the unit of resumption and of Dask tasks); default:
         equal shards of at most 32 samples, an even number of them.
     workers : int, optional
-        Run on a Dask ``LocalCluster`` with this many single-threaded workers.
+        Run on a Dask ``LocalCluster`` with this many single-threaded workers,
+        threads of this process (the solves release the GIL); one per core.
     scheduler : str, optional
         Address of an existing Dask scheduler.
     overwrite : bool
