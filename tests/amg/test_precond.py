@@ -233,37 +233,41 @@ def small_dia(monkeypatch):
     monkeypatch.setattr(precond, "_DIA_MIN_ROWS", 50)
 
 
-def _reference_vcycle(M, b):
-    """One V-cycle in numpy on M's hierarchy: symmetric red–black Gauss–Seidel (red, black, red) on the
-    finest level with the colours of M, symmetric lexicographic Gauss–Seidel (pyamg) below."""
+def _reference_vcycle(M, b, sweeps=1):
+    """One V-cycle in numpy on M's hierarchy: ``sweeps`` symmetric red–black Gauss–Seidel sweeps (red,
+    black, red) on the finest level with the colours of M, symmetric lexicographic Gauss–Seidel (pyamg)
+    below, before and after the coarse correction."""
     from pyamg.relaxation.relaxation import gauss_seidel
 
     lv = M.ml.levels
     red = M._packed._colour == 0
 
-    def rb(A, x, b):
+    def smooth(k, A, x, b):
+        if k > 0:
+            return gauss_seidel(A, x, b, iterations=sweeps, sweep="symmetric")
         d = A.diagonal()
-        for mask in (red, ~red, red):
-            r = b - A @ x
-            x[mask] += r[mask] / d[mask]
+        for _ in range(sweeps):
+            for mask in (red, ~red, red):
+                r = b - A @ x
+                x[mask] += r[mask] / d[mask]
 
     def cycle(k, b):
         A = lv[k].A.tocsr()
         if k == len(lv) - 1:
             return np.linalg.pinv(A.toarray()) @ b
         x = np.zeros_like(b)
-        rb(A, x, b) if k == 0 else gauss_seidel(A, x, b, iterations=1, sweep="symmetric")
+        smooth(k, A, x, b)
         x += lv[k].P @ cycle(k + 1, lv[k].R @ (b - A @ x))
-        rb(A, x, b) if k == 0 else gauss_seidel(A, x, b, iterations=1, sweep="symmetric")
+        smooth(k, A, x, b)
         return x
 
     return cycle(0, b)
 
 
-@pytest.mark.parametrize("shape", [(30, 24), (9, 8, 7)])
-def test_red_black_vcycle_matches_reference_and_is_spd(small_dia, shape):
+@pytest.mark.parametrize("shape, sweeps", [((30, 24), 1), ((9, 8, 7), 1), ((25, 22), 2)])
+def test_red_black_vcycle_matches_reference_and_is_spd(small_dia, shape, sweeps):
     A = poisson(shape)
-    M = AMG(A, max_coarse=20, sweep="red-black")
+    M = AMG(A, max_coarse=20, sweep="red-black", presweeps=sweeps, postsweeps=sweeps)
     assert M.red_black and M.levels >= 2
     colour = M._packed._colour
     coo = A.tocoo()
@@ -273,14 +277,14 @@ def test_red_black_vcycle_matches_reference_and_is_spd(small_dia, shape):
     for _ in range(3):
         x, y = rng.standard_normal((2, A.shape[0]))
         Mx, My = M.apply(x), M.apply(y)
-        want = _reference_vcycle(M, x)
+        want = _reference_vcycle(M, x, sweeps)
         assert np.linalg.norm(Mx - want) <= 1e-12 * np.linalg.norm(want)
         assert abs(y @ Mx - x @ My) <= 1e-10 * np.linalg.norm(x) * np.linalg.norm(y) * np.linalg.norm(Mx)
         assert x @ Mx > 0
     b = rhs(A.shape[0])
     res = AMGCG(A, amg=M, rtol=1e-10).solve(b)
     assert res.converged and np.linalg.norm(b - A @ res.x) <= 1e-10 * np.linalg.norm(b)
-    lex = AMGCG(A, amg=AMG(A, max_coarse=20), rtol=1e-10).solve(b)
+    lex = AMGCG(A, amg=AMG(A, max_coarse=20, presweeps=sweeps, postsweeps=sweeps), rtol=1e-10).solve(b)
     assert abs(res.iterations - lex.iterations) <= 2
 
 
