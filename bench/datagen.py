@@ -143,7 +143,8 @@ def independent_processes(fam, n_samples, seed, rtol, processes, tmp):
     share = -(-n_samples // processes)
     t0 = time.perf_counter()
     procs = [subprocess.Popen([sys.executable, "-c", _INDEPENDENT_CHILD,
-                               repr((dict(fam.config()), share, seed + 1 + w, rtol, str(Path(tmp) / f"independent{w}.h5")))],
+                               repr((dict(fam.config()), share, seed + 1 + w, rtol,
+                                     str(Path(tmp) / f"independent{w}.h5")))],
                               stdout=subprocess.PIPE, text=True) for w in range(processes)]
     for pr in procs:
         out, _ = pr.communicate()
