@@ -202,6 +202,10 @@ def run_shard(family_config: dict, seed: int, indices, solver: str, rtol: float,
         return _run_shard(family_config, seed, indices, solver, rtol, target, reference_index, samples)
 
 
+_BLAS_LOCK = threading.Lock()
+_BLAS_STATE = {"users": 0, "limiter": None}
+
+
 @contextlib.contextmanager
 def single_threaded():
     """BLAS and numba at one thread (restored afterwards).
@@ -213,17 +217,34 @@ def single_threaded():
     to 30x slower than serial ones (3D Darcy 32³: CG 2.2 s instead of 0.07 s
     per solve).  Serial kernels also give the same summation order — hence
     the same iteration counts — in the driver and on every worker.
+
+    numba's thread count is per thread; the BLAS limit is per process, so it
+    is counted: the first of the threads inside (Dask worker threads run
+    shards side by side) sets it and the last one out restores what was
+    there before the first came in.  (Nested `threadpool_limits` contexts
+    left and entered by different threads would restore each other's limit
+    and could leave the process at one BLAS thread.)
     """
     import numba
     from threadpoolctl import threadpool_limits
 
     previous = numba.get_num_threads()
-    with threadpool_limits(1):
-        numba.set_num_threads(1)
-        try:
-            yield
-        finally:
-            numba.set_num_threads(previous)
+    with _BLAS_LOCK:
+        if _BLAS_STATE["users"] == 0:
+            limiter = threadpool_limits(1)
+            limiter.__enter__()
+            _BLAS_STATE["limiter"] = limiter
+        _BLAS_STATE["users"] += 1
+    numba.set_num_threads(1)
+    try:
+        yield
+    finally:
+        numba.set_num_threads(previous)
+        with _BLAS_LOCK:
+            _BLAS_STATE["users"] -= 1
+            if _BLAS_STATE["users"] == 0:
+                _BLAS_STATE["limiter"].__exit__(None, None, None)
+                _BLAS_STATE["limiter"] = None
 
 
 def _family(family_config):

@@ -429,3 +429,54 @@ def test_shards_at_the_same_time_take_hierarchies_of_the_reference():
     assert len(pool) == 2
     alone.close()
     strategies.clear_shared()
+
+
+def test_single_threaded_restores_blas_across_threads(monkeypatch):
+    """Worker threads enter and leave `single_threaded` interleaved (A in, B in, A out, B out).  With a
+    process-wide BLAS setting (a stand-in here: how OpenBLAS's setting looks from other threads varies by
+    version), the limit holds while any thread is inside and the setting from before the first comes back
+    after the last leaves.  Each thread restoring what it saw on entry would leave B's view: one thread."""
+    import threading
+
+    import threadpoolctl
+
+    from krylovlab.datagen.pipeline import single_threaded
+
+    setting = {"threads": 4}
+
+    class ProcessWideLimit:  # threadpool_limits' context protocol over one process-wide number
+        def __init__(self, limits=None, user_api=None):
+            self.limits = limits
+
+        def __enter__(self):
+            self.saved = setting["threads"]
+            setting["threads"] = self.limits
+            return self
+
+        def __exit__(self, *exc):
+            setting["threads"] = self.saved
+
+    monkeypatch.setattr(threadpoolctl, "threadpool_limits", ProcessWideLimit)
+    a_in, b_in, a_out = threading.Event(), threading.Event(), threading.Event()
+    seen = {}
+
+    def a():
+        with single_threaded():
+            a_in.set()
+            b_in.wait(5)
+        a_out.set()
+
+    def b():
+        a_in.wait(5)
+        with single_threaded():
+            b_in.set()
+            a_out.wait(5)
+            seen["inside after A left"] = setting["threads"]
+
+    threads = [threading.Thread(target=f) for f in (a, b)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    assert seen["inside after A left"] == 1
+    assert setting["threads"] == 4
