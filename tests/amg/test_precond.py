@@ -337,7 +337,7 @@ def test_amgcg_products_from_diagonals_follow_new_values(small_dia):
     b = rhs(A.shape[0])
     s = AMGCG(A, rtol=1e-10)
     assert s.solve(b).converged
-    assert s._dia_memo["off"].size == 5
+    assert s._outer.offsets.size == 5
     B = A.copy()
     B.data = B.data * np.linspace(1.0, 3.0, B.nnz)
     B = ((B + B.T) / 2).tocsr()

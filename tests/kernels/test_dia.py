@@ -155,3 +155,27 @@ def test_dia_gather_refills_a_pattern(dtype):
     pos_c = cpu.dia_positions(C.indptr, C.indices, offs)
     cpu.dia_gather(C.data, pos_c, val)
     np.testing.assert_array_equal(val, want.astype(dtype))
+
+
+def test_diagonal_copy_follows_a_sequence():
+    """`DiagonalCopy` converts once per pattern and gathers the values of later matrices with it; a new
+    pattern converts anew; small or unbanded matrices give empty offsets."""
+    A = sp.csr_matrix(poisson((30, 30)))
+    copy = cpu.DiagonalCopy(np.float32, min_rows=100)
+    off, val = copy.update(A)
+    assert off.size == 5 and val.dtype == np.float32
+    B = A.copy()
+    B.data = np.random.default_rng(2).standard_normal(B.nnz)
+    off_b, val_b = copy.update(B)
+    _, want = cpu.dia_from_csr(B.indptr, B.indices, B.data)
+    assert val_b is val  # gathered into the same storage
+    np.testing.assert_array_equal(val_b, want.astype(np.float32))
+    C = sp.csr_matrix(poisson((20, 45)))  # another pattern, same kind
+    off_c, val_c = copy.update(C)
+    want_off, want_c = cpu.dia_from_csr(C.indptr, C.indices, C.data)
+    np.testing.assert_array_equal(off_c, want_off)
+    assert not np.array_equal(off_c, off)
+    np.testing.assert_array_equal(val_c, want_c.astype(np.float32))
+    assert cpu.DiagonalCopy(min_rows=10_000).update(A)[0].size == 0  # small: CSR
+    dense = sp.csr_matrix(np.random.default_rng(0).random((150, 150)))
+    assert cpu.DiagonalCopy(min_rows=100).update(dense)[0].size == 0  # unbanded: CSR

@@ -121,6 +121,7 @@ __all__ += ["mgs_blocks_for", "mgs_twice_if_tiny", "givens", "gmres_csr", "gs_co
 # diagonal storage for banded matrices (stencils): conversion and SpMV
 from ._dia import (  # noqa: E402
     MIN_ROWS as DIA_MIN_ROWS,
+    DiagonalCopy,
     dia_for_solver,
     dia_from_csr,
     dia_gather,
@@ -131,8 +132,8 @@ from ._dia import (  # noqa: E402
     dia_spmv_serial,
 )
 
-__all__ += ["DIA_MIN_ROWS", "dia_for_solver", "dia_from_csr", "dia_gather", "dia_positions", "dia_spmv_serial",
-            "dia_spmv_parallel", "dia_spmv_dot_serial", "dia_spmv_dot_parallel"]
+__all__ += ["DIA_MIN_ROWS", "DiagonalCopy", "dia_for_solver", "dia_from_csr", "dia_gather", "dia_positions",
+            "dia_spmv_serial", "dia_spmv_parallel", "dia_spmv_dot_serial", "dia_spmv_dot_parallel"]
 
 # BiCGSTAB kernels (krylov/bicgstab.py): fused SpMV-with-dots, vector updates, the whole solve
 from ._bicgstab import (  # noqa: E402

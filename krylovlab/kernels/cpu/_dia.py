@@ -127,6 +127,42 @@ def dia_gather(data, pos, val):
     return val
 
 
+class DiagonalCopy:
+    """A banded CSR matrix kept in diagonal storage across a sequence of matrices sharing its pattern.
+
+    ``update(A)`` returns ``(offsets, val)`` for A: for the pattern seen last it only gathers the new
+    values (`dia_gather`, through positions computed once by `dia_positions`; 0.3 ms against 2 ms
+    for a conversion at 3D 32³), otherwise it converts anew.  Below ``min_rows`` rows, for CSR with
+    duplicates or unsorted rows, or for an unbanded matrix the offsets are empty (the caller keeps CSR).
+    ``dtype`` is the precision of the stored values (default: the matrix's).
+    """
+
+    def __init__(self, dtype=None, min_rows: int = MIN_ROWS):
+        self.dtype = None if dtype is None else np.dtype(dtype)
+        self.min_rows = int(min_rows)
+        self._indptr = self._indices = self._pos = None
+        self.offsets = np.zeros(0, dtype=np.int64)
+        self.val = np.zeros((0, 0))
+
+    def update(self, a, same_pattern: bool = False):
+        """Diagonal storage of CSR ``a``; ``same_pattern=True`` (the caller checked) skips the pattern test."""
+        dtype = a.dtype if self.dtype is None else self.dtype
+        n = a.shape[0]
+        known = self._indptr is not None and self.val.dtype == dtype and (same_pattern or (
+            np.array_equal(self._indptr, a.indptr) and np.array_equal(self._indices, a.indices)))
+        if n < self.min_rows or not a.has_canonical_format:
+            self._indptr = self._indices = self._pos = None
+            self.offsets, self.val = np.zeros(0, dtype=np.int64), np.zeros((0, n), dtype=dtype)
+        elif known:
+            if self._pos is not None:  # (a pattern found unbanded stays so: nothing to redo)
+                dia_gather(a.data, self._pos, self.val)
+        else:
+            self.offsets, self.val = dia_from_csr(a.indptr, a.indices, a.data.astype(dtype, copy=False))
+            self._pos = dia_positions(a.indptr, a.indices, self.offsets) if self.offsets.shape[0] else None
+            self._indptr, self._indices = a.indptr.copy(), a.indices.copy()
+        return self.offsets, self.val
+
+
 def dia_for_solver(indptr, indices, data, min_rows: int = MIN_ROWS):
     """`dia_from_csr` for a solve from ``min_rows`` rows on; below that (the conversion, about one
     product, would not be repaid) or for an unbanded matrix, empty offsets: the caller keeps CSR."""
