@@ -32,7 +32,7 @@ import numba as nb
 import numpy as np
 import scipy.sparse as sp
 
-from ..kernels.cpu._blas import spmv_serial
+from ..kernels.cpu import spmv_rows_serial
 
 __all__ = ["GalerkinPlan", "FastGalerkin"]
 
@@ -124,8 +124,8 @@ class GalerkinPlan:
         if out is None:
             out = np.empty(self.nnz, dtype=self.dtype)
         # into preallocated arrays: scipy's mat-vec allocated (and page-faulted) new ones every time
-        spmv_serial(self.first.indptr, self.first.indices, self.first.data, values, self._ap)
-        spmv_serial(self.second.indptr, self.second.indices, self.second.data, self._ap, out)
+        spmv_rows_serial(self.first.indptr, self.first.indices, self.first.data, values, self._ap)
+        spmv_rows_serial(self.second.indptr, self.second.indices, self.second.data, self._ap, out)
         if self.symmetric:
             out[self.lower] = out[self.mirror]
         return out

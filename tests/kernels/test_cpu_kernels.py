@@ -53,6 +53,30 @@ def test_spmv_and_spmv_dot(mname, dtype, variant):
         _close(y_ref, dense @ x, dtype, scale)
 
 
+@pytest.mark.parametrize("variant", ["serial", "parallel"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.complex128])
+@pytest.mark.parametrize("mname", ["poisson3d", "empty_rows", "int64_indices", "n1", "n0", "long_rows"])
+def test_spmv_rows_four_sums(mname, dtype, variant):
+    """The four-accumulator SpMV for long rows (AMG coarse levels, Galerkin plans) against the reference;
+    ``long_rows`` has rows of 0 to 40 entries, so every remainder of the four-way split occurs."""
+    if mname == "long_rows":
+        rng = np.random.default_rng(3)
+        a = sp.random(60, 60, density=0.35, random_state=rng, format="csr")
+        a = sp.csr_matrix(a.multiply(sp.csr_matrix((rng.random(60) < 0.9).astype(float)[:, None])))
+        assert a.indptr[-1] > 0 and {int(c) % 4 for c in np.diff(a.indptr)} == {0, 1, 2, 3}
+        indptr, indices = a.indptr, a.indices
+        data = _vec(rng, a.nnz, dtype)
+    else:
+        indptr, indices, data = _matrix(mname, dtype)
+    n = len(indptr) - 1
+    x = _vec(np.random.default_rng(0), n, dtype)
+    y_ref = np.zeros(n, dtype)
+    ref.spmv(indptr, indices, data, x, y_ref)
+    y = np.full(n, np.nan, dtype)
+    getattr(cpu, f"spmv_rows_{variant}")(indptr, indices, data, x, y)
+    _close(y, y_ref, dtype, float(np.abs(data).sum()) if data.size else 1.0)
+
+
 @pytest.mark.parametrize("variant, dtype", VARIANT_DTYPES)
 @pytest.mark.parametrize("n", [0, 1, 17, 1000])
 def test_blas1(n, dtype, variant):

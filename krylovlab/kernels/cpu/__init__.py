@@ -20,6 +20,8 @@ from ._blas import (
     norm2,
     spmv,
     spmv_dot,
+    spmv_rows_parallel,
+    spmv_rows_serial,
 )
 
 __all__ = [
@@ -36,6 +38,8 @@ __all__ = [
     "norm2",
     "spmv",
     "spmv_dot",
+    "spmv_rows_serial",
+    "spmv_rows_parallel",
     "sor_sweep",
 ]
 

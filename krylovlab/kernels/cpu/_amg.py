@@ -53,9 +53,10 @@ from ._blas import (
     norm2_serial,
     spmv_dot_parallel,
     spmv_dot_serial,
-    spmv_parallel,
-    spmv_serial,
 )
+from ._blas import row_dot as _row_dot
+from ._blas import spmv_rows_parallel as _spmv_rows_parallel
+from ._blas import spmv_rows_serial as _spmv_rows_serial
 from ._dia import _BLOCK as _DIA_BLOCK
 from ._dia import _rows as _dia_rows
 from ._dia import dia_spmv_dot_parallel, dia_spmv_dot_serial
@@ -75,20 +76,14 @@ SYMMETRIC, FORWARD, BACKWARD, RED_BLACK = 0, 1, 2, 3
 def _residual_serial(indptr, indices, data, x, b, r):
     """r ← b − A x."""
     for i in range(b.shape[0]):
-        acc = b[i]
-        for k in range(np.uint64(indptr[i]), np.uint64(indptr[i + 1])):
-            acc -= data[k] * x[np.uint64(indices[k])]
-        r[i] = acc
+        r[i] = b[i] - _row_dot(data, indices, x, np.uint64(indptr[i]), np.uint64(indptr[i + 1]))
 
 
 @nb.njit(parallel=True, **_jit)
 def _residual_parallel(indptr, indices, data, x, b, r):
     """r ← b − A x (rows split over threads)."""
     for i in nb.prange(b.shape[0]):
-        acc = b[i]
-        for k in range(np.uint64(indptr[i]), np.uint64(indptr[i + 1])):
-            acc -= data[k] * x[np.uint64(indices[k])]
-        r[i] = acc
+        r[i] = b[i] - _row_dot(data, indices, x, np.uint64(indptr[i]), np.uint64(indptr[i + 1]))
 
 
 @nb.njit(**_jit)
@@ -190,13 +185,10 @@ def _sgs_fused(indptr, indices, data, dinv, lo, up, x, b, s, from_zero):
         acc = b[i]
         d = dinv[i]
         if not from_zero:
-            for k in range(np.uint64(up[i]), np.uint64(indptr[i + 1])):
-                acc -= data[k] * x[np.uint64(indices[k])]
+            acc -= _row_dot(data, indices, x, np.uint64(up[i]), np.uint64(indptr[i + 1]))
         if k1 > k0:
             last = k1 - np.uint64(1)
-            rest = 0.0 * b[i]
-            for k in range(k0, last):
-                rest += data[k] * x[np.uint64(indices[k])]
+            rest = _row_dot(data, indices, x, k0, last)
             j = np.int64(indices[last])
             xj = xprev if j == i - 1 else x[j]
             c = data[last]
@@ -215,8 +207,7 @@ def _sgs_fused(indptr, indices, data, dinv, lo, up, x, b, s, from_zero):
         acc = b[i] - s[i]
         d = dinv[i]
         if k1 > k0:
-            for k in range(k0 + np.uint64(1), k1):
-                acc -= data[k] * x[np.uint64(indices[k])]
+            acc -= _row_dot(data, indices, x, k0 + np.uint64(1), k1)
             j = np.int64(indices[k0])
             xj = xnext if j == i + 1 else x[j]
             xi = acc * d - (data[k0] * d) * xj
@@ -230,20 +221,14 @@ def _sgs_fused(indptr, indices, data, dinv, lo, up, x, b, s, from_zero):
 def _lower_residual_serial(indptr, indices, data, lo, x, s):
     """s ← s − (strictly lower part of A) x: the residual after `_sgs_fused`."""
     for i in range(x.shape[0]):
-        acc = s[i]
-        for k in range(np.uint64(indptr[i]), np.uint64(lo[i])):
-            acc -= data[k] * x[np.uint64(indices[k])]
-        s[i] = acc
+        s[i] -= _row_dot(data, indices, x, np.uint64(indptr[i]), np.uint64(lo[i]))
 
 
 @nb.njit(parallel=True, **_jit)
 def _lower_residual_parallel(indptr, indices, data, lo, x, s):
     """s ← s − (strictly lower part of A) x, rows split over threads."""
     for i in nb.prange(x.shape[0]):
-        acc = s[i]
-        for k in range(np.uint64(indptr[i]), np.uint64(lo[i])):
-            acc -= data[k] * x[np.uint64(indices[k])]
-        s[i] = acc
+        s[i] -= _row_dot(data, indices, x, np.uint64(indptr[i]), np.uint64(lo[i]))
 
 
 @nb.njit(**_jit)
@@ -408,9 +393,9 @@ def vcycle(nl, vo, a_ptr, a_idx, a_dat, po, ao, p_ptr, p_idx, p_dat, ppo, pao,
         Rv = r_dat[rao[lev]: rao[lev] + Ri[nc]]
         bc = bw[vo[lev + 1]: vo[lev + 1] + nc]
         if nc >= threshold:
-            spmv_parallel(Ri, Rj, Rv, rl, bc)
+            _spmv_rows_parallel(Ri, Rj, Rv, rl, bc)
         else:
-            spmv_serial(Ri, Rj, Rv, rl, bc)
+            _spmv_rows_serial(Ri, Rj, Rv, rl, bc)
     # ------------------------------------------------- coarsest: x_c ← A_c⁺ b_c
     nc = nl[L - 1]
     xc = x if L == 1 else xw[vo[L - 1]: vo[L - 1] + nc]
