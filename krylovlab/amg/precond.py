@@ -346,6 +346,33 @@ class AMG(Preconditioner):
         self.dtype = np.dtype(dtype)
         self._device = None
 
+    # ---------------------------------------------------------------- pickling
+    def __getstate__(self):
+        """The hierarchy without pyamg's smoother and coarse-solver closures (not picklable); `__setstate__`
+        makes them again from the options.  A device copy (`to_device`) is not kept."""
+        import copy
+
+        state = self.__dict__.copy()
+        ml = copy.copy(self.ml)
+        ml.__dict__.pop("coarse_solver", None)
+        ml.levels = []
+        for lev in self.ml.levels:
+            lev = copy.copy(lev)
+            lev.__dict__.pop("presmoother", None)
+            lev.__dict__.pop("postsmoother", None)
+            ml.levels.append(lev)
+        state["ml"] = ml
+        state["_device"] = None
+        return state
+
+    def __setstate__(self, state):
+        from pyamg.multilevel import coarse_grid_solver
+
+        self.__dict__.update(state)
+        # krylovlab's cycle solves the coarsest level with a pseudo-inverse; pyamg's ml.solve gets the same
+        self.ml.coarse_solver = coarse_grid_solver("pinv")
+        self._set_smoothers()
+
     # ---------------------------------------------------------------- facts
     @property
     def n(self) -> int:

@@ -156,6 +156,32 @@ def test_update_operator_reuse_and_rebuild():
     assert s.solve(b).converged
 
 
+@pytest.mark.parametrize("opts", [{}, dict(sweep="red-black", precision="single"), dict(kind="rs")])
+def test_pickle_round_trip(small_dia, opts):
+    """A hierarchy and an AMG-CG solver survive pickling: the same cycle, the same solve, and pyamg's
+    own ml.solve (its smoothers and coarse solver are made again) still runs."""
+    import pickle
+
+    A = poisson((30, 30))
+    b = rhs(A.shape[0])
+    M = AMG(A, **opts)
+    M2 = pickle.loads(pickle.dumps(M))
+    r = np.random.default_rng(1).standard_normal(A.shape[0])
+    assert M2.red_black == M.red_black and M2.dtype == M.dtype
+    np.testing.assert_array_equal(M2.apply(r), M.apply(r))
+    np.testing.assert_array_equal(M2.ml.solve(b, maxiter=2), M.ml.solve(b, maxiter=2))
+    s = AMGCG(A, amg=M, rtol=1e-8)
+    first = s.solve(b)
+    s2 = pickle.loads(pickle.dumps(s))
+    again = s2.solve(b)
+    assert again.converged and again.iterations == first.iterations
+    np.testing.assert_array_equal(again.x, first.x)
+    assert np.linalg.norm(b - A @ again.x) <= 1e-8 * np.linalg.norm(b)
+    # the copy is independent: a new operator on it leaves the original alone
+    s2.update_operator((A * 2.0).tocsr())
+    np.testing.assert_array_equal(s.solve(b).x, first.x)
+
+
 @pytest.mark.parametrize("bad, exc", [
     (dict(kind="nope"), ValueError),
     (dict(smoother="sor"), ValueError),
