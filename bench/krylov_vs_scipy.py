@@ -137,13 +137,19 @@ def cg_rows(grids, triad_gbs, full):
             # [x += α p, p = r + β p] reads x, p, r, writes x, p.  That is 10 vector transfers = 80·n bytes,
             # plus the matrix once.  The one-pass ideal (p read, x and r read and written: 40·n) is printed
             # beside it for reference.
-            # The matrix in the storage the solve used: CSR (12·nnz + 4·(n+1)) or, for banded matrices,
-            # row-aligned diagonals (8 bytes per stored entry, padding included); the CSR bound is shown too.
+            # The matrix in the storage the solve used: CSR (12·nnz + 4·(n+1)); for banded matrices,
+            # row-aligned diagonals (8 bytes per stored entry, padding included); for a constant-coefficient
+            # stencil, one value per diagonal and a byte per entry of the diagonals that meet the boundary
+            # inside the matrix (the ±1 diagonals of a 2-D grid).  The CSR bound is shown too.
             csr = 12 * A.nnz + 4 * (n + 1)
-            if res.extras.get("storage") == "diagonals":
-                a = A.tocsr()
+            storage = res.extras.get("storage")
+            a = A.tocsr()
+            if storage == "diagonals":
                 offs, _ = cpu.dia_from_csr(a.indptr, a.indices, a.data)
                 mat = 8 * offs.shape[0] * n
+            elif storage == "constant diagonals":
+                offs, (consts, full, _) = cpu.dia_for_solver(a.indptr, a.indices, a.data, min_rows=0)
+                mat = 8 * consts.shape[0] + n * int((full == 0).sum())
             else:
                 mat = csr
             must = mat + 10 * 8 * n

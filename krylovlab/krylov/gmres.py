@@ -115,7 +115,8 @@ class GMRES(Solver):
         cycles_left = 0 if self._max_cycles is None else max(self._max_cycles, 1)
         # the Arnoldi basis, one vector per row; rows padded by 8 entries (see _BASIS_PAD)
         V = np.empty((m + 1, n + _BASIS_PAD), dtype=pb.dtype)
-        # banded matrices (stencils): the Arnoldi products in diagonal storage, no column indices
+        # banded matrices (stencils): the Arnoldi products in diagonal storage, no column indices (for a
+        # constant-coefficient stencil one value per diagonal and a mask where it meets the boundary)
         offs, vals = cpu.dia_for_solver(j.indptr, j.indices, data_pc, _DIA_MIN_ROWS)
         it, code, rn, nmv, cycles = cpu.gmres_csr(j.indptr, j.indices, j.data, data_pc, j.inv_diag, pb.b, pb.x,
                                                   pb.tol, pb.maxiter, m, cycles_left, j.hist, j.x0_nonzero,
@@ -124,7 +125,8 @@ class GMRES(Solver):
         history = pb.history_of(j, it)
         nprec = 0 if pb.M is None else int(it + cycles)
         return Outcome(pb.x, self._status(code, pb), int(it), float(rn), nmatvec=int(nmv), nprec=nprec,
-                       history=history, extras={"path": "jitted", "restart": m, "cycles": int(cycles)},
+                       history=history, extras={"path": "jitted", "restart": m, "cycles": int(cycles),
+                               "storage": cpu.dia_storage_name(offs, vals)},
                        rnorm_is_true=True)
 
     # -------------------------------------------------------------- generic path

@@ -30,10 +30,13 @@ def test_dia_spmv_is_the_csr_product(make, dtype):
         x = x + 1j * rng.standard_normal(A.shape[0])
     want = np.zeros_like(x)
     cpu.spmv.serial(A.indptr, A.indices, A.data, x, want)
+    stencil = cpu.stencil_values(offs, val)  # constant coefficients: one value per diagonal
+    assert stencil is not None
     for kernel in (cpu.dia_spmv_serial, cpu.dia_spmv_parallel):
-        got = np.full_like(x, np.nan)
-        kernel(offs, val, x, got)
-        np.testing.assert_array_equal(got, want)
+        for form in (val, stencil):
+            got = np.full_like(x, np.nan)
+            kernel(offs, form, x, got)
+            np.testing.assert_array_equal(got, want)
     # x may be longer than the matrix (a padded basis row): only its first n entries are read
     xp = np.concatenate([x, np.full(8, np.nan, dtype=x.dtype)])
     got = np.zeros_like(x)
@@ -69,6 +72,19 @@ def test_dia_conversion_declines_unbanded_matrices():
     assert offs.tolist() == [0, 299]
 
 
+STORAGES = ("csr", "diagonals", "constant diagonals")
+
+
+_DIA_FOR_SOLVER = cpu.dia_for_solver
+
+
+def _storage(monkeypatch, module, storage):
+    """Make ``module``'s solver use ``storage`` for a small matrix (diagonals from the first row on)."""
+    monkeypatch.setattr(module, "_DIA_MIN_ROWS", 10**9 if storage == "csr" else 0)
+    monkeypatch.setattr(cpu, "dia_for_solver",
+                        lambda *a, **k: _DIA_FOR_SOLVER(*a, constant=storage != "diagonals"))
+
+
 @pytest.mark.parametrize("jacobi", [False, True])
 def test_gmres_gives_the_same_iterates_with_and_without_diagonal_storage(monkeypatch, jacobi):
     A = convection_diffusion((40, 40), eps=0.02, velocity=(1.0, 0.3)).tocsr()
@@ -79,13 +95,14 @@ def test_gmres_gives_the_same_iterates_with_and_without_diagonal_storage(monkeyp
 
         M = Jacobi(A)
     out = []
-    for rows in (10**9, 0):  # CSR only; diagonal storage from the first row
-        monkeypatch.setattr(gmres_module, "_DIA_MIN_ROWS", rows)
+    for storage in STORAGES:
+        _storage(monkeypatch, gmres_module, storage)
         res = GMRES(A, restart=25, rtol=1e-9, M=M).solve(b)
-        assert res.extras["path"] == "jitted" and res.converged
+        assert res.extras["path"] == "jitted" and res.converged and res.extras["storage"] == storage
         out.append(res)
-    assert out[0].iterations == out[1].iterations
-    np.testing.assert_array_equal(out[0].x, out[1].x)
+    for other in out[1:]:
+        assert other.iterations == out[0].iterations
+        np.testing.assert_array_equal(other.x, out[0].x)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64, np.complex128])
@@ -105,6 +122,10 @@ def test_dia_spmv_dot_matches_csr_product_and_dot(dtype):
         s = kernel(offs, val, x, y)
         np.testing.assert_array_equal(y, y_csr)  # the product: bitwise the CSR kernel's
         results.append(s)
+        # the constant-stencil form: the same product and the same dot, bit for bit
+        y2 = np.full(n, np.nan, dtype)
+        assert kernel(offs, cpu.stencil_values(offs, val), x, y2) == s
+        np.testing.assert_array_equal(y2, y_csr)
     # block sums in block order, serial and threaded: equal up to rounding
     assert abs(results[0] - results[1]) <= 1e-14 * np.abs(x).dot(np.abs(y_csr))
     ref = np.vdot(x.astype(np.complex128), y_csr.astype(np.complex128))
@@ -120,16 +141,18 @@ def test_cg_uses_diagonal_storage_and_agrees_with_csr(monkeypatch):
     A = poisson((60, 60)).tocsr()
     b = np.random.default_rng(2).standard_normal(A.shape[0])
     out = []
-    for rows in (10**9, 0):  # CSR only; diagonal storage from the first row
-        monkeypatch.setattr(cg_module, "_DIA_MIN_ROWS", rows)
+    for storage in STORAGES:
+        _storage(monkeypatch, cg_module, storage)
         res = CG(A, rtol=1e-10).solve(b)
-        assert res.converged and res.extras["path"] == "jitted"
-        assert res.extras["storage"] == ("csr" if rows else "diagonals")
+        assert res.converged and res.extras["path"] == "jitted" and res.extras["storage"] == storage
         assert np.linalg.norm(b - A @ res.x) <= 1e-10 * np.linalg.norm(b)
         out.append(res)
     # the products are bitwise equal, the dot pᴴAp is summed in another order: the same iterates to rounding
     assert abs(out[0].iterations - out[1].iterations) <= 1
     np.testing.assert_allclose(out[0].x, out[1].x, rtol=1e-8, atol=1e-10)
+    # both diagonal forms sum everything in the same order: bit for bit
+    assert out[2].iterations == out[1].iterations
+    np.testing.assert_array_equal(out[2].x, out[1].x)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -179,3 +202,28 @@ def test_diagonal_copy_follows_a_sequence():
     assert cpu.DiagonalCopy(min_rows=10_000).update(A)[0].size == 0  # small: CSR
     dense = sp.csr_matrix(np.random.default_rng(0).random((150, 150)))
     assert cpu.DiagonalCopy(min_rows=100).update(dense)[0].size == 0  # unbanded: CSR
+
+
+def test_stencil_values_only_for_constant_diagonals():
+    """One value per diagonal apart from boundary zeros gives the constant form, with the diagonals that
+    never meet a zero marked full; varying coefficients or a NaN keep the values."""
+    A = sp.csr_matrix(poisson((6, 5)))
+    offs, val = cpu.dia_from_csr(A.indptr, A.indices, A.data)
+    consts, full, mask = cpu.stencil_values(offs, val)
+    np.testing.assert_array_equal(consts, [-1.0, -1.0, 4.0, -1.0, -1.0])
+    assert dict(zip(offs.tolist(), full.tolist())) == {-5: 1, -1: 0, 0: 1, 1: 0, 5: 1}
+    np.testing.assert_array_equal(mask, val != 0)
+    varying = A.copy()
+    varying.data = varying.data * (1 + 0.01 * np.arange(varying.nnz))
+    offs_v, val_v = cpu.dia_from_csr(varying.indptr, varying.indices, varying.data)
+    assert cpu.stencil_values(offs_v, val_v) is None
+    val_nan = val.copy()
+    val_nan[2, 3] = np.nan
+    assert cpu.stencil_values(offs, val_nan) is None
+    # the solver-facing helper picks the form, and reports it
+    o, form = cpu.dia_for_solver(A.indptr, A.indices, A.data, min_rows=1)
+    assert isinstance(form, tuple) and cpu.dia_storage_name(o, form) == "constant diagonals"
+    o, form = cpu.dia_for_solver(varying.indptr, varying.indices, varying.data, min_rows=1)
+    assert not isinstance(form, tuple) and cpu.dia_storage_name(o, form) == "diagonals"
+    o, form = cpu.dia_for_solver(A.indptr, A.indices, A.data, min_rows=10**9)
+    assert cpu.dia_storage_name(o, form) == "csr"

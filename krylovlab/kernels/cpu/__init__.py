@@ -134,10 +134,13 @@ from ._dia import (  # noqa: E402
     dia_spmv_dot_serial,
     dia_spmv_parallel,
     dia_spmv_serial,
+    stencil_values,
+    storage_name as dia_storage_name,
 )
 
 __all__ += ["DIA_MIN_ROWS", "DiagonalCopy", "dia_for_solver", "dia_from_csr", "dia_gather", "dia_positions",
-            "dia_spmv_serial", "dia_spmv_parallel", "dia_spmv_dot_serial", "dia_spmv_dot_parallel"]
+            "dia_spmv_serial", "dia_spmv_parallel", "dia_spmv_dot_serial", "dia_spmv_dot_parallel",
+            "stencil_values", "dia_storage_name"]
 
 # BiCGSTAB kernels (krylov/bicgstab.py): fused SpMV-with-dots, vector updates, the whole solve
 from ._bicgstab import (  # noqa: E402

@@ -17,12 +17,25 @@ kernel's, so a solver gives the same iterates on either path.
 `dia_from_csr` converts when the structure pays: at most ``max_diagonals``
 distinct offsets and at most 50 % padding (stored zeros); otherwise it
 returns an empty offset array and the caller keeps CSR.
+
+A constant-coefficient stencil (Poisson, convection–diffusion on a uniform
+grid) has one value per diagonal, apart from zeros where the stencil meets
+the boundary.  `stencil_values` then replaces ``val`` by ``(consts, full,
+mask)``: the value of each diagonal, whether it has no zeros inside the
+matrix, and a byte per entry saying where the others do.  Every kernel here
+takes either form for ``val`` (the form is chosen when numba compiles the
+caller, by its type) and gives bitwise the same product; the constant form
+reads a byte per entry of the diagonals that need a mask and nothing for the
+others, instead of 8 bytes per entry (300² convection–diffusion, threaded,
+caches flushed: 224 → 161 µs per product).
 """
 
 from __future__ import annotations
 
 import numba as nb
 import numpy as np
+from numba.core import types
+from numba.extending import overload
 
 _jit = dict(nogil=True, cache=True, fastmath=False)
 
@@ -90,6 +103,35 @@ def dia_from_csr(indptr, indices, data, max_diagonals: int = 32, max_padding: fl
     val = np.zeros((offs.shape[0], n), dtype=data.dtype)
     _fill(indptr, indices, data, offs, val)
     return offs, val
+
+
+def stencil_values(offs, val):
+    """``(consts, full, mask)`` when every diagonal of ``(offs, val)`` holds one value apart from zeros, else None.
+
+    ``consts[d]`` is diagonal d's value, ``full[d]`` is 1 when it has no zero
+    inside the matrix (then its row of ``mask`` is not read), and
+    ``mask[d, i]`` is 1 where A[i, i + offs[d]] is stored.  Kernels given the
+    tuple instead of ``val`` compute bitwise the same products.
+    """
+    nd, n = val.shape
+    if nd == 0:
+        return None
+    consts = np.zeros(nd, dtype=val.dtype)
+    full = np.zeros(nd, dtype=np.uint8)
+    mask = np.zeros((nd, n), dtype=np.uint8)
+    for t in range(nd):
+        row = val[t]
+        nz = row != 0
+        if not nz.any():
+            continue
+        c = row[int(np.argmax(nz))]
+        if not np.all(row[nz] == c):  # (a NaN is never equal: such a matrix keeps its values)
+            return None
+        consts[t] = c
+        mask[t] = nz
+        lo, hi = max(0, -int(offs[t])), min(n, n - int(offs[t]))
+        full[t] = bool(nz[lo:hi].all())
+    return consts, full, mask
 
 
 @nb.njit(**_jit)
@@ -163,17 +205,28 @@ class DiagonalCopy:
         return self.offsets, self.val
 
 
-def dia_for_solver(indptr, indices, data, min_rows: int = MIN_ROWS):
+def dia_for_solver(indptr, indices, data, min_rows: int = MIN_ROWS, constant: bool = True):
     """`dia_from_csr` for a solve from ``min_rows`` rows on; below that (the conversion, about one
-    product, would not be repaid) or for an unbanded matrix, empty offsets: the caller keeps CSR."""
+    product, would not be repaid) or for an unbanded matrix, empty offsets: the caller keeps CSR.
+    With ``constant``, a constant-coefficient stencil comes back in the form of `stencil_values`
+    (``val`` is then a tuple; every kernel here accepts both)."""
     n = indptr.shape[0] - 1
     if n < min_rows:
         return np.zeros(0, dtype=np.int64), np.zeros((0, n), dtype=data.dtype)
-    return dia_from_csr(indptr, indices, data)
+    offs, val = dia_from_csr(indptr, indices, data)
+    stencil = stencil_values(offs, val) if constant else None
+    return (offs, val) if stencil is None else (offs, stencil)
+
+
+def storage_name(offs, val) -> str:
+    """What `dia_for_solver` returned: ``"csr"``, ``"diagonals"`` or ``"constant diagonals"``."""
+    if offs.shape[0] == 0:
+        return "csr"
+    return "constant diagonals" if isinstance(val, tuple) else "diagonals"
 
 
 @nb.njit(**_jit)
-def _rows(offs, val, x, y, lo, hi):
+def _rows_values(offs, val, x, y, lo, hi):
     """y[lo:hi] ← (A x)[lo:hi] (n = len(y); x may be longer, e.g. a padded basis row).
 
     A plain call (one per block of `_BLOCK` rows), not ``inline="always"``: numba's IR-level
@@ -192,6 +245,44 @@ def _rows(offs, val, x, y, lo, hi):
             vt = val[t]
             for i in range(np.uint64(a), np.uint64(b)):
                 y[i] += vt[i] * x[np.uint64(np.int64(i) + o)]
+
+
+@nb.njit(**_jit)
+def _rows_stencil(offs, stencil, x, y, lo, hi):
+    """`_rows_values` for the constant form ``(consts, full, mask)`` of `stencil_values`: the same sums in the
+    same order, each entry's value c or 0 selected from the mask (read only for diagonals that need one)."""
+    consts, full, mask = stencil
+    n = y.shape[0]
+    zero = consts.dtype.type(0)
+    for i in range(np.uint64(lo), np.uint64(hi)):
+        y[i] = 0
+    for t in range(offs.shape[0]):
+        o = offs[t]
+        a = max(lo, -o)
+        b = min(hi, n - o)
+        if a < b:
+            c = consts[t]
+            if full[t] != 0:
+                for i in range(np.uint64(a), np.uint64(b)):
+                    y[i] += c * x[np.uint64(np.int64(i) + o)]
+            else:
+                mt = mask[t]
+                for i in range(np.uint64(a), np.uint64(b)):
+                    v = c if mt[i] != 0 else zero
+                    y[i] += v * x[np.uint64(np.int64(i) + o)]
+
+
+def _rows(offs, val, x, y, lo, hi):
+    """y[lo:hi] ← (A x)[lo:hi] for ``val`` in either form (values, or `stencil_values`' tuple); callable
+    from jitted code only, where the form is picked at compile time."""
+    raise TypeError("_rows is called from numba-compiled code only")
+
+
+@overload(_rows, jit_options=_jit)
+def _rows_impl(offs, val, x, y, lo, hi):
+    if isinstance(val, types.BaseTuple):
+        return lambda offs, val, x, y, lo, hi: _rows_stencil(offs, val, x, y, lo, hi)
+    return lambda offs, val, x, y, lo, hi: _rows_values(offs, val, x, y, lo, hi)
 
 
 @nb.njit(**_jit)
