@@ -255,8 +255,10 @@ def main(argv=None):
         txt = table(crows) + "\n"
         if extra:
             txt += ("\nPer-iteration time at 1000² against the memory-traffic bound at the triad bandwidth. "
-                    "Bound: the matrix once, in the storage the solve used (diagonals: 8 bytes per stored entry; CSR: "
-                    "12·nnz + 4·(n+1) bytes; the ratio to the CSR bound is shown too) plus the 10 vector transfers of the three "
+                    "Bound: the matrix once, in the storage the solve used (constant diagonals, for a constant-coefficient "
+                    "stencil: one value per diagonal and a byte per entry of the diagonals that meet the boundary; "
+                    "diagonals: 8 bytes per stored entry; CSR: 12·nnz + 4·(n+1) bytes; the ratio to the CSR bound is "
+                    "shown too) plus the 10 vector transfers of the three "
                     "passes CG's two reductions force (q = Ap with pᴴq; r −= αq with ‖r‖²; x += αp with "
                     "p = r + βp) = 80·n bytes.  The one-pass ideal (p read, x and r read and written: 40·n) is "
                     "shown for reference; no CG iteration can reach it.\n\n")
