@@ -53,6 +53,10 @@ class Strategy(abc.ABC):
     #: does it solve faster when neighbours in the solving order are similar (a carried Krylov space,
     #: a warm start that matters)?  ``order="auto"`` sorts the samples only for strategies that do.
     order_matters = True
+    #: does it run numba kernels?  Which of them get compiled depends on the matrix (diagonal storage from
+    #: 10 000 rows, red–black AMG sweeps, threaded variants by size), so the calibration warms such a
+    #: strategy up on a real system of the family, not on a small one.
+    compiled = True
 
     @abc.abstractmethod
     def solve(self, A, b):
@@ -65,6 +69,7 @@ class Strategy(abc.ABC):
 class Direct(Strategy):
     name = "direct"
     order_matters = False
+    compiled = False  # scipy's SuperLU
 
     def __init__(self, family, rtol):
         super().__init__(family, rtol)
@@ -303,19 +308,18 @@ def make(name: str, family, rtol: float, reference=None) -> Strategy:
     ``reference=(key, build)`` lets strategies with a costly setup (amg-cg)
     build it once per process from the matrix ``build()`` returns.
     """
-    if name == "direct":
-        return Direct(family, rtol)
-    if name == "cg":
-        return CGWarm(family, rtol)
-    if name == "jacobi-cg":
-        return JacobiCGWarm(family, rtol)
-    if name == "gmres":
-        return GMRESWarm(family, rtol)
-    if name == "amg-cg":
+    cls = _CLASSES.get(name)
+    if cls is None:
+        raise ValueError(f"unknown solver strategy {name!r}; choose from {', '.join(available(family))} or 'auto'")
+    if cls is AMGCG:
         return AMGCG(family, rtol, reference)
-    if name in ("gcrodr", "rcg"):
+    if cls is Recycling:
         return Recycling(family, rtol, name)
-    raise ValueError(f"unknown solver strategy {name!r}; choose from {', '.join(available(family))} or 'auto'")
+    return cls(family, rtol)
+
+
+_CLASSES = {"direct": Direct, "cg": CGWarm, "jacobi-cg": JacobiCGWarm, "gmres": GMRESWarm, "amg-cg": AMGCG,
+            "gcrodr": Recycling, "rcg": Recycling}
 
 
 def recycling_available() -> bool:
@@ -334,6 +338,11 @@ def available(family) -> list[str]:
         if spd and _have("krylovlab.recycle.rcg"):
             names.append("rcg")
     return names
+
+
+def compiled(name: str) -> bool:
+    """Does strategy ``name`` run numba kernels (`Strategy.compiled`)?"""
+    return _CLASSES[name].compiled
 
 
 def candidates(family) -> list[str]:
