@@ -226,8 +226,9 @@ def storage_name(offs, val) -> str:
 
 
 @nb.njit(**_jit)
-def _rows_values(offs, val, x, y, lo, hi):
-    """y[lo:hi] ← (A x)[lo:hi] (n = len(y); x may be longer, e.g. a padded basis row).
+def _rows(offs, val, x, y, lo, hi):
+    """y[lo:hi] ← (A x)[lo:hi] (n = len(y); x may be longer, e.g. a padded basis row), for ``val`` in either
+    form (values, or the constant form of `stencil_values`).
 
     A plain call (one per block of `_BLOCK` rows), not ``inline="always"``: numba's IR-level
     inlining gave the complex128 product different last bits depending on which caller was
@@ -242,47 +243,41 @@ def _rows_values(offs, val, x, y, lo, hi):
         a = max(lo, -o)
         b = min(hi, n - o)
         if a < b:
-            vt = val[t]
-            for i in range(np.uint64(a), np.uint64(b)):
-                y[i] += vt[i] * x[np.uint64(np.int64(i) + o)]
+            _add_diagonal(val, t, x, y, o, a, b)
 
 
 @nb.njit(**_jit)
-def _rows_stencil(offs, stencil, x, y, lo, hi):
-    """`_rows_values` for the constant form ``(consts, full, mask)`` of `stencil_values`: the same sums in the
-    same order, each entry's value c or 0 selected from the mask (read only for diagonals that need one)."""
-    consts, full, mask = stencil
-    n = y.shape[0]
-    zero = consts.dtype.type(0)
-    for i in range(np.uint64(lo), np.uint64(hi)):
-        y[i] = 0
-    for t in range(offs.shape[0]):
-        o = offs[t]
-        a = max(lo, -o)
-        b = min(hi, n - o)
-        if a < b:
-            c = consts[t]
-            if full[t] != 0:
-                for i in range(np.uint64(a), np.uint64(b)):
-                    y[i] += c * x[np.uint64(np.int64(i) + o)]
-            else:
-                mt = mask[t]
-                for i in range(np.uint64(a), np.uint64(b)):
-                    v = c if mt[i] != 0 else zero
-                    y[i] += v * x[np.uint64(np.int64(i) + o)]
+def _add_values(vt, x, y, o, a, b):
+    """y[i] += vt[i]·x[i + o] for a ≤ i < b."""
+    for i in range(np.uint64(a), np.uint64(b)):
+        y[i] += vt[i] * x[np.uint64(np.int64(i) + o)]
 
 
-def _rows(offs, val, x, y, lo, hi):
-    """y[lo:hi] ← (A x)[lo:hi] for ``val`` in either form (values, or `stencil_values`' tuple); callable
-    from jitted code only, where the form is picked at compile time."""
-    raise TypeError("_rows is called from numba-compiled code only")
+@nb.njit(**_jit)
+def _add_constant(c, zero, full, mt, x, y, o, a, b):
+    """`_add_values` for a diagonal of value c: every entry (``full``) or those the mask ``mt`` marks
+    (c or ``zero``, 0 of c's type, selected per entry, so the sums are bitwise those of the values)."""
+    if full:
+        for i in range(np.uint64(a), np.uint64(b)):
+            y[i] += c * x[np.uint64(np.int64(i) + o)]
+    else:
+        for i in range(np.uint64(a), np.uint64(b)):
+            v = c if mt[i] != 0 else zero
+            y[i] += v * x[np.uint64(np.int64(i) + o)]
 
 
-@overload(_rows, jit_options=_jit)
-def _rows_impl(offs, val, x, y, lo, hi):
+def _add_diagonal(val, t, x, y, o, a, b):
+    """Diagonal t's terms for rows a ≤ i < b, from ``val`` in either form; jitted code only (the form is
+    picked when numba compiles the caller, by the argument's type)."""
+    raise TypeError("_add_diagonal is called from numba-compiled code only")
+
+
+@overload(_add_diagonal, jit_options=_jit)
+def _add_diagonal_impl(val, t, x, y, o, a, b):
     if isinstance(val, types.BaseTuple):
-        return lambda offs, val, x, y, lo, hi: _rows_stencil(offs, val, x, y, lo, hi)
-    return lambda offs, val, x, y, lo, hi: _rows_values(offs, val, x, y, lo, hi)
+        return lambda val, t, x, y, o, a, b: _add_constant(val[0][t], val[0].dtype.type(0), val[1][t] != 0, val[2][t],
+                                                           x, y, o, a, b)
+    return lambda val, t, x, y, o, a, b: _add_values(val[t], x, y, o, a, b)
 
 
 @nb.njit(**_jit)
