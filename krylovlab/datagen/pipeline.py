@@ -321,11 +321,11 @@ def _calibrate(order, fam, seed, rtol, n_cal, requested, shard_size, n_samples, 
     Each candidate is first warmed up (so JIT time is not counted): one solve
     of the first system to a loose tolerance — on a tiny member of the family
     for the direct solver, which compiles nothing — and dropped once, after
-    two samples, its estimate exceeds 1.5 times the best so far.  Solves are timed in CPU time of the calling
-    thread (they run single-threaded, kernels and BLAS in that thread), so a
-    Dask cluster starting up meanwhile — its scheduler runs in this process —
-    or other jobs on the machine do not bias the choice.  A
-    strategy's cost is its steady per-sample time plus its setup (the excess of
+    two samples, its estimate exceeds 1.5 times the best so far.  Solves are
+    timed in CPU time of the calling thread (they run single-threaded, kernels
+    and BLAS in that thread), so a Dask cluster starting up meanwhile — its
+    scheduler runs in this process — or other jobs on the machine do not bias
+    the choice.  A strategy's cost is its steady per-sample time plus its setup (the excess of
     its first solve: a factorisation, an AMG hierarchy), spread over a shard —
     or over all samples a process solves when the setup is kept across shards;
     such a setup is built by the warm-up, and its time (the warm-up's, less

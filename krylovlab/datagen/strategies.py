@@ -341,8 +341,8 @@ def available(family) -> list[str]:
 
 
 def compiled(name: str) -> bool:
-    """Does strategy ``name`` run numba kernels (`Strategy.compiled`)?"""
-    return _CLASSES[name].compiled
+    """Does strategy ``name`` run numba kernels (`Strategy.compiled`)?  (Unknown names: `make` refuses them.)"""
+    return getattr(_CLASSES.get(name), "compiled", True)
 
 
 def candidates(family) -> list[str]:
