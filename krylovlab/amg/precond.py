@@ -604,7 +604,9 @@ class AMGCG(_AMGSolverBase):
         x0_nonzero = bool(pb.x0_given and np.any(pb.x))
         kind, sweep, pre, post, omega = amg._kernel_config()
         a = amg._A
-        off, val = self._outer_diagonals(a)
+        # A by diagonals for CG's products (empty offsets: CSR), kept per sparsity pattern: a later matrix
+        # with that pattern (or the same one, its values changed in place) only gathers its values
+        off, val = self._outer.update(a)
         mixed = amg.dtype != pb.dtype  # a single-precision cycle inside double-precision CG
         rc = np.empty(pb.b.shape[0], dtype=amg.dtype) if mixed else None
         zc = np.empty_like(rc) if mixed else None
@@ -614,12 +616,6 @@ class AMGCG(_AMGSolverBase):
         history = hist[: it + 1] if pb.record_history else None
         return Outcome(pb.x, _STATUS[int(code)], int(it), float(rn), nmatvec=int(nmv), nprec=int(nprec),
                        history=history, extras=self._extras("jitted"))
-
-    def _outer_diagonals(self, a):
-        """A in diagonal storage for CG's products (empty offsets: CSR), kept per sparsity pattern: a
-        later matrix with that pattern (or the same one, whose values may have changed in place) only
-        gathers its values."""
-        return self._outer.update(a)
 
     def _extras(self, path):
         a = self.amg

@@ -325,11 +325,11 @@ def _calibrate(order, fam, seed, rtol, n_cal, requested, shard_size, n_samples, 
     timed in CPU time of the calling thread (they run single-threaded, kernels
     and BLAS in that thread), so a Dask cluster starting up meanwhile — its
     scheduler runs in this process — or other jobs on the machine do not bias
-    the choice.  A strategy's cost is its steady per-sample time plus its setup (the excess of
-    its first solve: a factorisation, an AMG hierarchy), spread over a shard —
-    or over all samples a process solves when the setup is kept across shards;
-    such a setup is built by the warm-up, and its time (the warm-up's, less
-    what numba spent compiling) is counted instead.
+    the choice.  A strategy's cost is its steady per-sample time plus its
+    setup (the excess of its first solve: a factorisation, an AMG hierarchy),
+    spread over a shard — or over all samples a process solves when the setup
+    is kept across shards; such a setup is built by the warm-up, and its time
+    (the warm-up's, less what numba spent compiling) is counted instead.
     """
     idx = [int(i) for i in order[:n_cal]]
     systems = [fam.assemble(fam.sample(sample_rng(seed, i))) for i in idx]
