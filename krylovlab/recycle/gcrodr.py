@@ -35,7 +35,9 @@ vectors (x, r, w).  About 2m + 2k + 4 n-vectors in all.
 Fast path: CSR A on the host, M None or diagonal (`Jacobi`), no monitors —
 each whole cycle runs in one numba call (`kernels.cpu.gcro_cycle_csr`, with
 the fused modified Gram–Schmidt of the GMRES kernels: one read of [C; V]
-per Arnoldi step).  Otherwise every step forms B v in Python and hands the
+per Arnoldi step; for banded matrices from 10⁴ rows on, B = A·M read from
+diagonal storage, as in `GMRES`, reported in ``extras["storage"]``).
+Otherwise every step forms B v in Python and hands the
 orthogonalisation and rotations to the same numba kernel.  The small dense
 work (harmonic Ritz eigenproblem as a reordered Schur form, QR, triangular
 solves) calls LAPACK directly on the host, with BLAS limited to one thread
@@ -72,6 +74,8 @@ from ._common import blas_single_thread, check_dim
 __all__ = ["GCRODR", "GMRESDR", "gcrodr"]
 
 _STATUS = {int(s): s for s in Status}
+#: banded CSR matrices: the Arnoldi products read B = A·M from diagonal storage from this many rows on
+_DIA_MIN_ROWS = cpu.DIA_MIN_ROWS
 #: cycles in a row with (relative) residual reduction below _STALL_FACTOR ⇒ STAGNATION
 _STALL_CYCLES = 3
 _STALL_FACTOR = 1e-6
@@ -330,6 +334,10 @@ class GCRODR(Solver):
             data = a.data if a.data.dtype == dtype else a.data.astype(dtype)
             d = np.empty(0, dtype=dtype) if M is None or M.inv_diag is None else \
                 np.ascontiguousarray(M.inv_diag, dtype=dtype)
+        if jitted:
+            # stencils: B = A·diag(d) in diagonal storage for the Arnoldi products (as in GMRES)
+            data_pc = data if d.shape[0] == 0 else data * d[a.indices]
+            dia_off, dia_val = cpu.dia_for_solver(a.indptr, a.indices, data_pc, _DIA_MIN_ROWS)
         has_M = M is not None
         nmv = nprec = 0
 
@@ -358,6 +366,8 @@ class GCRODR(Solver):
         extras = {"recycle_dim": 0, "krylov_dim": m,
                   "path": "jitted" if jitted else ("array namespace" if generic else "python"),
                   "recomputed_C": False, "cycles": 0, "updates": 0}
+        if jitted:
+            extras["storage"] = cpu.dia_storage_name(dia_off, dia_val)
         hist = np.zeros(pb.maxiter + 1 if pb.record_history else 0)
         if hist.size:
             hist[0] = rn
@@ -420,7 +430,7 @@ class GCRODR(Solver):
             g[0] = rn
             if jitted:
                 s, code, est = cpu.gcro_cycle_csr(a.indptr, a.indices, data, d, W, kc, smax, pb.tol, Ht, R,
-                                                  g, cs, sn, hist, its + 1, w)
+                                                  g, cs, sn, hist, its + 1, w, dia_off, dia_val)
                 nmv += s
                 nprec += s * has_M
                 code = _STATUS[int(code)]

@@ -224,10 +224,12 @@ def test_recycle_kernels_against_numpy(dtype):
 
 @pytest.mark.parametrize("dtype", [np.float64, np.complex128])
 @pytest.mark.parametrize("jacobi", [False, True])
-def test_gcro_cycle_kernel_against_dense_arnoldi(dtype, jacobi):
+@pytest.mark.parametrize("storage", ["csr", "diagonals"])
+def test_gcro_cycle_kernel_against_dense_arnoldi(dtype, jacobi, storage):
     """One deflated Arnoldi cycle (MGS kernel) against a dense reference: the Arnoldi relation
     B V_s = C·(Cᴴ B V_s) + V_{s+1} H̄, orthonormal [C; V_{s+1}], and the Givens residual estimate
-    equal to the dense least-squares minimum min ‖β e₁ − H̄ y‖."""
+    equal to the dense least-squares minimum min ‖β e₁ − H̄ y‖; B read from CSR or from diagonal
+    storage of A·diag(d)."""
     rng = np.random.default_rng(11)
     cplx = np.dtype(dtype).kind == "c"
     n, kc, m = 300, 4, 16
@@ -251,8 +253,14 @@ def test_gcro_cycle_kernel_against_dense_arnoldi(dtype, jacobi):
     g[0] = beta
     cs, sn = np.zeros(m), np.zeros(m, dtype=dtype)
     smax = m - kc
+    if storage == "diagonals":  # every diagonal of the random matrix: B = A·diag(d) has no column indices
+        data_pc = A.data * d[A.indices] if jacobi else A.data
+        offs, val = cpu.dia_from_csr(A.indptr, A.indices, data_pc, max_diagonals=2 * n, max_padding=1e9)
+        assert offs.size > 1
+    else:
+        offs, val = np.zeros(0, dtype=np.int64), np.zeros((0, n), dtype=dtype)
     steps, code, est = cpu.gcro_cycle_csr(A.indptr, A.indices, A.data, d, W, kc, smax, 0.0, Ht, R, g, cs, sn,
-                                          np.zeros(0), 0, np.empty(n, dtype=dtype))
+                                          np.zeros(0), 0, np.empty(n, dtype=dtype), offs, val)
     assert steps == smax and code == int(Status.MAXITER)
     s = steps
     Wt = W[:kc + s + 1]
@@ -294,3 +302,35 @@ def test_rcg_pending_space_folding_matches_deferred(monkeypatch):
     # same space: principal angles between span(W1) and span(W2) close to zero
     Q1, Q2 = np.linalg.qr(s1.W)[0], np.linalg.qr(s2.W)[0]
     assert np.linalg.svd(Q1.T @ Q2, compute_uv=False).min() > 1 - 1e-6
+
+
+@pytest.mark.parametrize("method", ["gcrodr", "rcg"])
+@pytest.mark.parametrize("jacobi", [False, True])
+def test_recycling_solvers_agree_with_and_without_diagonal_storage(monkeypatch, method, jacobi):
+    """Stencil matrices are read from diagonal storage by both recycling kernels: the same iterates as
+    with CSR, to rounding (the kernels sum and contract the products their own way; A·diag(d) is formed
+    before the product; RCG's pᴴAp is summed by blocks)."""
+    import importlib
+
+    from krylovlab import GCRODR
+
+    module = importlib.import_module(f"krylovlab.recycle.{method}")  # the module, not the function gcrodr
+    mats = spd_sequence(side=24, count=3, seed=5)
+    b = np.random.default_rng(8).standard_normal(mats[0].shape[0])
+    runs = {}
+    for storage in ("csr", "diagonals"):
+        monkeypatch.setattr(module, "_DIA_MIN_ROWS", 10**9 if storage == "csr" else 0)
+        if method == "gcrodr":
+            s = GCRODR(krylov_dim=20, recycle_dim=6, rtol=1e-10)
+        else:
+            s = RCG(recycle_dim=6, harvest_dim=12, rtol=1e-10)
+        out = []
+        for A in mats:
+            r = s.solve(b, A=A) if not jacobi else (s.update_operator(A, M=Jacobi(A)), s.solve(b))[1]
+            assert r.converged and r.extras["path"] == "jitted" and r.extras["storage"] == storage
+            assert true_rel(A, b, r.x) <= 1e-10
+            out.append(r)
+        runs[storage] = out
+    for csr, dia in zip(runs["csr"], runs["diagonals"]):
+        assert abs(dia.iterations - csr.iterations) <= 2
+        np.testing.assert_allclose(dia.x, csr.x, rtol=1e-7, atol=1e-9 * np.abs(csr.x).max())

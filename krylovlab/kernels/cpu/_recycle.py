@@ -11,7 +11,7 @@ sweep over a ``j × n`` array.  The block passes work on chunks of
   per solve, to project the residual onto the complement of C.
 * `arnoldi_finish_step`, `gcro_cycle_csr` — one (deflated) Arnoldi step /
   whole cycle on a CSR operator with optional diagonal right
-  preconditioning: SpMV, orthogonalisation against ``[C; V]`` by the fused
+  preconditioning: SpMV (from diagonal storage for stencils), orthogonalisation against ``[C; V]`` by the fused
   modified Gram–Schmidt of the GMRES kernels (`mgs_serial`, one read of the
   block per step; measured 1.5× faster than CGS2 as four BLAS gemv calls),
   Givens rotations and the residual estimate, all in one call.
@@ -19,6 +19,10 @@ sweep over a ``j × n`` array.  The block passes work on chunks of
 * `defcg_csr` — the deflated CG loop used by RCG: the sweeps of the plain CG
   kernel plus two gemv calls with AW per iteration, returning to the caller
   every time its harvest window is full.
+
+Both loops take the operator also in row-aligned diagonal storage
+(``dia_off``, ``dia_val`` from `kernels.cpu.dia_for_solver`; empty offsets:
+CSR), as the CG and GMRES kernels do.
 
 Reductions use ``fastmath={"reassoc", "contract"}`` so they vectorise; no
 flag that assumes finite values is set, so NaN/Inf still propagate and are
@@ -33,6 +37,7 @@ import numba as nb
 import numpy as np
 
 from ._blas import spmv_dot_serial, spmv_serial
+from ._dia import dia_spmv_dot_serial, dia_spmv_serial
 from ._gmres import mgs_serial
 
 _RTOL, _HAPPY, _MAXITER, _BREAKDOWN, _INDEFINITE, _NANORINF, _PC_FAILED = 2, 5, -3, -5, -8, -9, -11
@@ -267,8 +272,12 @@ def arnoldi_rotate(hcol, kc, j, hn, R, g, cs, sn):
 
 
 @nb.njit(**_jit)
-def gcro_cycle_csr(indptr, indices, data, d, W, kc, smax, tol, Ht, R, g, cs, sn, hist, hist_pos, w):
+def gcro_cycle_csr(indptr, indices, data, d, W, kc, smax, tol, Ht, R, g, cs, sn, hist, hist_pos, w, dia_off,
+                   dia_val_pc):
     """One deflated Arnoldi cycle of GCRO-DR on ``B = A·diag(d)`` (d empty: B = A).
+
+    With ``dia_off`` not empty, ``B`` itself (A's values times ``d`` of their
+    columns) is read from diagonal storage ``(dia_off, dia_val_pc)`` instead.
 
     ``W[:kc]`` holds C (orthonormal, C = B U); ``W[kc]`` the unit start vector
     v₁ ⊥ C.  Each step forms ``w = B v_j`` and calls `arnoldi_finish_step`
@@ -284,7 +293,10 @@ def gcro_cycle_csr(indptr, indices, data, d, W, kc, smax, tol, Ht, R, g, cs, sn,
     h2 = np.zeros(W.shape[0], dtype=W.dtype)
     for j in range(smax):
         # w ← B v_j
-        _spmv_scaled(indptr, indices, data, d, W[kc + j], w)
+        if dia_off.shape[0] > 0:
+            dia_spmv_serial(dia_off, dia_val_pc, W[kc + j], w)
+        else:
+            _spmv_scaled(indptr, indices, data, d, W[kc + j], w)
         # w ← w orthogonalised against [C; V] (MGS), Hessenberg column, Givens
         res, happy = arnoldi_finish_step(W, kc, j, w, Ht[j], R, g, cs, sn, h2)
         if res < 0:
@@ -327,7 +339,7 @@ def _cg_step_range(alpha, xt, pt, q, r, z, d, precond, lo, hi):
 
 @nb.njit(**_jit)
 def defcg_csr(indptr, indices, data, d, AW, k, xt, xi, r, z, pt, nu, tv, q, scal, it0, maxiter, tol,
-              hist, Pw, APw, nwin, rpq, rbeta, rrho, rmu):
+              hist, Pw, APw, nwin, rpq, rbeta, rrho, rmu, dia_off, dia_val):
     """Deflated (preconditioned) CG iterations on CSR A, resumable.
 
     The deflation space W (A-orthonormal: W A Wᴴ = I) enters only through
@@ -340,7 +352,8 @@ def defcg_csr(indptr, indices, data, d, AW, k, xt, xi, r, z, pt, nu, tv, q, scal
     per iteration (measured here against two BLAS gemv calls: 44.6 against
     48.8 ms per system on the n = 10⁴ Darcy sequence).
     ``d`` is the Jacobi preconditioner (empty: none; then ``z`` must be
-    ``r`` itself).  ``scal = [ρ, ‖r‖]`` carries rᴴz between calls.
+    ``r`` itself).  With ``dia_off`` not empty, A p̃ is formed from the
+    diagonal storage ``(dia_off, dia_val)`` instead of CSR.  ``scal = [ρ, ‖r‖]`` carries rᴴz between calls.
 
     The vector sweeps mirror `kernels.cpu.cg_csr` (SpMV+dot, one fused
     x/r update, p̃ ← z + β p̃), so with k = 0 and no harvest an iteration
@@ -365,7 +378,10 @@ def defcg_csr(indptr, indices, data, d, AW, k, xt, xi, r, z, pt, nu, tv, q, scal
         slot = nwin
         store = slot < L
         # q ← A p̃ ;  pᴴAp = p̃ᴴAp̃ − Σ_j ν_j conj(t_j)   (Wᴴ A p = 0)
-        pqa = spmv_dot_serial(indptr, indices, data, pt, q)
+        if dia_off.shape[0] > 0:
+            pqa = dia_spmv_dot_serial(dia_off, dia_val, pt, q)
+        else:
+            pqa = spmv_dot_serial(indptr, indices, data, pt, q)
         pq = pqa
         for j in range(k):
             pq -= nu[j] * np.conj(tv[j])
