@@ -48,7 +48,7 @@ from ..kernels.cpu._blas import PARALLEL_THRESHOLD, machine_busy
 __all__ = ["AMG", "AMGCG", "AMGGMRES"]
 
 _STATUS = {int(s): s for s in Status}
-_KINDS = ("sa", "rs", "pairwise", "adaptive")
+_KINDS = ("sa", "rs", "pairwise", "adaptive", "grid")
 _SMOOTHERS = {"gauss_seidel": kamg.GAUSS_SEIDEL, "jacobi": kamg.JACOBI}
 _SWEEPS = {"symmetric": kamg.SYMMETRIC, "forward": kamg.FORWARD, "backward": kamg.BACKWARD,
            "red-black": kamg.RED_BLACK}
@@ -186,9 +186,15 @@ class AMG(Preconditioner):
     A : sparse matrix or pyamg ``MultilevelSolver``
         The (symmetric positive definite, for use in CG) matrix; or an
         existing pyamg hierarchy, whose levels are reused as they are.
-    kind : {"sa", "rs", "pairwise", "adaptive"}
+    kind : {"sa", "rs", "pairwise", "adaptive", "grid"}
         pyamg builder: smoothed aggregation, Ruge–Stüben, pairwise
-        aggregation, adaptive smoothed aggregation.
+        aggregation, adaptive smoothed aggregation; or ``"grid"``: a
+        hierarchy from the geometry of a structured grid, for stencil
+        matrices on the interior nodes of a uniform grid given as
+        ``grid=shape`` (`krylovlab.amg.grid`: pairs of nodes per axis, linear
+        interpolation, coarse operators ½TᵀAT with 5- or 7-point stencils
+        instead of the Galerkin products).  Options: ``grid`` (required),
+        ``max_coarse``, ``max_levels``.
     smoother : {"gauss_seidel", "jacobi"}
         Relaxation used in the cycle (Gauss–Seidel is serial, as pyamg's).
     sweep : {"symmetric", "forward", "backward", "red-black"}
@@ -225,7 +231,7 @@ class AMG(Preconditioner):
         `update_operator` rebuilds the hierarchy when
         ``‖A_new − A_old‖_F > rebuild_threshold·‖A_old‖_F`` or the sparsity
         pattern changed; otherwise it keeps P and R and recomputes only the
-        Galerkin operators.
+        coarse operators (Galerkin products; ½TᵀAT for ``kind="grid"``).
     **options
         Passed through to the pyamg builder (``max_levels``, ``max_coarse``,
         ``strength``, ``B`` …).  The smoother options are set by krylovlab so
@@ -289,6 +295,9 @@ class AMG(Preconditioner):
         self.inv_diag = None
         self.source = self
         self.description = f"amg ({kind})"
+        self._coarse = None  # per level (R_c, P_c) with A_{l+1} = R_c A_l P_c when not (R_l, P_l)
+        if kind == "grid" and "grid" not in options:
+            raise TypeError("AMG(kind='grid') needs grid=shape, the interior grid the unknowns live on")
         if hasattr(A, "levels") and hasattr(A, "aspreconditioner"):
             self.ml = A
             self._A = A.levels[0].A.tocsr()
@@ -326,7 +335,12 @@ class AMG(Preconditioner):
         if np.any(d == 0):
             raise ValueError("AMG: the matrix has a zero on its diagonal (relaxation needs a nonzero diagonal)")
         self._A = a
-        self.ml = _build_pyamg(a, self.kind, self.options)
+        if self.kind == "grid":
+            from .grid import grid_hierarchy
+
+            self.ml, self._coarse = grid_hierarchy(a, **self.options)
+        else:
+            self.ml = _build_pyamg(a, self.kind, self.options)
         self.n_rebuilds += 1
         self._set_smoothers()
         self._pack_levels()
@@ -368,6 +382,7 @@ class AMG(Preconditioner):
     def __setstate__(self, state):
         from pyamg.multilevel import coarse_grid_solver
 
+        state.setdefault("_coarse", None)  # pickled before kind="grid" existed
         self.__dict__.update(state)
         # krylovlab's cycle solves the coarsest level with a pseudo-inverse; pyamg's ml.solve gets the same
         self.ml.coarse_solver = coarse_grid_solver("pinv")
@@ -399,6 +414,14 @@ class AMG(Preconditioner):
     def red_black(self) -> bool:
         """Does the cycle run red–black sweeps on the finest level?"""
         return self._packed.red_black
+
+    @property
+    def coarse_transfers(self) -> list:
+        """Per level the pair ``(R_c, P_c)`` with A_{l+1} = R_c A_l P_c: the level's own (R, P) for the algebraic
+        kinds (Galerkin), ``(½Tᵀ, T)`` for ``kind="grid"``."""
+        if self._coarse is not None:
+            return list(self._coarse)
+        return [(lev.R, lev.P) for lev in self.ml.levels[:-1]]
 
     @property
     def operator_complexity(self) -> float:
@@ -467,7 +490,7 @@ class AMG(Preconditioner):
         """Point the hierarchy at a new matrix; return True when it was rebuilt.
 
         ``rebuild=True`` always rebuilds, ``False`` never does (P and R are kept
-        and the coarse operators recomputed as R A P), ``None`` rebuilds when
+        and the coarse operators recomputed, see `coarse_transfers`), ``None`` rebuilds when
         the sparsity pattern changed or the relative Frobenius change exceeds
         ``rebuild_threshold``.
         """
@@ -490,8 +513,8 @@ class AMG(Preconditioner):
         self._A = new
         lv = self.ml.levels
         lv[0].A = new
-        for k in range(len(lv) - 1):
-            lv[k + 1].A = (lv[k].R @ lv[k].A @ lv[k].P).tocsr()
+        for k, (Rc, Pc) in enumerate(self.coarse_transfers):
+            lv[k + 1].A = (Rc @ lv[k].A @ Pc).tocsr()
         if hasattr(self.ml, "coarse_solver") and hasattr(self.ml.coarse_solver, "__dict__"):
             # pyamg caches the coarse factorisation on its solver; rebuild it lazily
             from pyamg.multilevel import coarse_grid_solver

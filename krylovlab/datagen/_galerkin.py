@@ -23,7 +23,9 @@ against 0.37–0.49 s and updates the hierarchy in 6.4–7.0 ms against
 `FastGalerkin` wraps a `krylovlab.amg.AMG`: it replaces the coarse operators
 by ones with exactly the pattern of |R|·|A|·|P| (values equal to R A P up to
 summation order), re-packs once, and from then on writes new values straight
-into the packed arrays the numba V-cycle reads.
+into the packed arrays the numba V-cycle reads.  The pairs (R, P) are those
+of `AMG.coarse_transfers`: a grid hierarchy (``kind="grid"``) makes its
+coarse operators as ½·Tᵀ A T, one product per entry of A per level.
 """
 
 from __future__ import annotations
@@ -249,8 +251,8 @@ class FastGalerkin:
         amg._A = fine
         self.plans = []
         current = fine
-        for k in range(len(lv) - 1):
-            plan = GalerkinPlan(current, lv[k].R, lv[k].P, symmetric=symmetric)
+        for k, (Rc, Pc) in enumerate(amg.coarse_transfers):  # (R, P); (½Tᵀ, T) for a grid hierarchy
+            plan = GalerkinPlan(current, Rc, Pc, symmetric=symmetric)
             coarse = sp.csr_matrix((plan.apply(current.data), plan.indices, plan.indptr), shape=(plan.indptr.shape[0] - 1,) * 2)
             coarse.has_sorted_indices = True
             lv[k + 1].A = coarse

@@ -28,7 +28,7 @@ Load the result with krylovlab.datagen.load(PATH).
               help="Output file: .h5/.hdf5 (HDF5) or .npz.")
 @click.option("--seed", default=0, show_default=True, type=int, help="Sample i is drawn from default_rng([seed, i]).")
 @click.option("--solver", default="auto", show_default=True,
-              type=click.Choice(["auto", "direct", "cg", "jacobi-cg", "gmres", "amg-cg", "gcrodr", "rcg"]),
+              type=click.Choice(["auto", "direct", "cg", "jacobi-cg", "gmres", "amg-cg", "gmg-cg", "gcrodr", "rcg"]),
               help="Solver strategy; auto times the candidates on the first samples and keeps the fastest.")
 @click.option("--rtol", default=1e-8, show_default=True, type=float,
               help="Every sample satisfies ||b - Ax|| <= rtol ||b||.")

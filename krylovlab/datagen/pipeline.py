@@ -439,15 +439,16 @@ def generate(family, n_samples: int, out, *, seed: int = 0, solver: str = "auto"
         Sample i is drawn from ``default_rng([seed, i])``.
     solver : str
         ``"auto"`` (calibrate on the first samples and pick the fastest),
-        or one of ``direct``, ``cg``, ``jacobi-cg``, ``gmres``, ``amg-cg``, ``gcrodr``, ``rcg``.
+        or one of ``direct``, ``cg``, ``jacobi-cg``, ``gmres``, ``amg-cg``, ``gmg-cg``, ``gcrodr``,
+        ``rcg``.
     rtol : float
         Every stored sample satisfies ‖b − A x‖ ≤ rtol·‖b‖ (checked).
     order : {"auto", "skr", "scalable", "none"}
         Solving order: greedy nearest-neighbour (Sorting Krylov Recycling),
         its scalable variant for large N, or index order.  ``"auto"`` sorts
         (``skr`` up to 5 000 samples, else ``scalable``) only when the chosen
-        solver gains from similar neighbours — not for ``direct`` or
-        ``amg-cg``, whose solves do not depend on the previous sample; the
+        solver gains from similar neighbours — not for ``direct``,
+        ``amg-cg`` or ``gmg-cg``, whose solves do not depend on the previous sample; the
         calibration then uses the first samples in index order.
     shard_size : int, optional
         Samples per shard (the unit of resumption and of Dask tasks); default:

@@ -276,25 +276,27 @@ def test_galerkin_plan_equals_triple_product(symmetric):
         plan.apply(np.ones(A.nnz + 1))
 
 
-def test_amg_shards_do_not_depend_on_what_ran_before(tmp_path):
+@pytest.mark.parametrize("solver", ["amg-cg", "gmg-cg"])
+def test_amg_shards_do_not_depend_on_what_ran_before(tmp_path, solver):
     """The per-process AMG hierarchy is shared by shards; a shard's output must not depend on earlier shards."""
     from krylovlab.datagen import pipeline, storage, strategies
 
     cfg = get_family("darcy", grid=12, dim=3).config()
     strategies._SHARED_AMG.clear()
-    pipeline.run_shard(cfg, 1, [4, 5, 6], "amg-cg", 1e-8, str(tmp_path / "b_alone.npz"), 0)
+    pipeline.run_shard(cfg, 1, [4, 5, 6], solver, 1e-8, str(tmp_path / "b_alone.npz"), 0)
     strategies._SHARED_AMG.clear()
-    pipeline.run_shard(cfg, 1, [0, 1, 2, 3], "amg-cg", 1e-8, str(tmp_path / "a.npz"), 0)
-    pipeline.run_shard(cfg, 1, [4, 5, 6], "amg-cg", 1e-8, str(tmp_path / "b_after.npz"), 0)
+    pipeline.run_shard(cfg, 1, [0, 1, 2, 3], solver, 1e-8, str(tmp_path / "a.npz"), 0)
+    pipeline.run_shard(cfg, 1, [4, 5, 6], solver, 1e-8, str(tmp_path / "b_after.npz"), 0)
     alone, after = storage.read_npz(tmp_path / "b_alone.npz"), storage.read_npz(tmp_path / "b_after.npz")
-    assert set(alone["solver"]) == {"amg-cg"}
+    assert set(alone["solver"]) == {solver}
     for key in alone:
         np.testing.assert_array_equal(alone[key], after[key])
 
 
-def test_resume_with_amg_is_identical(tmp_path, monkeypatch):
+@pytest.mark.parametrize("solver", ["amg-cg", "gmg-cg"])
+def test_resume_with_amg_is_identical(tmp_path, monkeypatch, solver):
     ref = tmp_path / "ref.npz"
-    datagen.generate("darcy", 9, ref, solver="amg-cg", grid=16, seed=2, progress=False, shard_size=3)
+    datagen.generate("darcy", 9, ref, solver=solver, grid=16, seed=2, progress=False, shard_size=3)
     out = tmp_path / "run.npz"
     real = datagen.pipeline.run_shard
     calls = {"n": 0}
@@ -307,10 +309,10 @@ def test_resume_with_amg_is_identical(tmp_path, monkeypatch):
 
     monkeypatch.setattr(datagen.pipeline, "run_shard", crashing)
     with pytest.raises(KeyboardInterrupt):
-        datagen.generate("darcy", 9, out, solver="amg-cg", grid=16, seed=2, progress=False, shard_size=3)
+        datagen.generate("darcy", 9, out, solver=solver, grid=16, seed=2, progress=False, shard_size=3)
     monkeypatch.setattr(datagen.pipeline, "run_shard", real)
     datagen.strategies._SHARED_AMG.clear()  # as in a fresh process
-    datagen.generate("darcy", 9, out, solver="amg-cg", grid=16, seed=2, progress=False, shard_size=3)
+    datagen.generate("darcy", 9, out, solver=solver, grid=16, seed=2, progress=False, shard_size=3)
     _assert_same(datagen.load(ref), datagen.load(out))
     _check_dataset(out, 9, grid=16)
 
@@ -418,7 +420,7 @@ def test_shards_at_the_same_time_take_hierarchies_of_the_reference():
     first, second = (strategies.make("amg-cg", fam, 1e-8, ref) for _ in range(2))
     x1, _ = first.solve(*systems[1])
     x2, _ = second.solve(*systems[2])  # the first still holds its hierarchy: a second one from the reference
-    pool = strategies._SHARED_AMG[ref[0]]
+    pool = strategies._SHARED_AMG[("amg-cg", ref[0])]
     assert len(pool) == 2 and first._solver is not second._solver
     for a, b in zip(first._solver.amg.ml.levels[:-1], second._solver.amg.ml.levels[:-1]):
         assert (a.P != b.P).nnz == 0
@@ -524,3 +526,17 @@ def test_calibration_does_not_time_compilation(monkeypatch):
     build_and_solve = clock() - t0
     assert t_amg["amg-cg"] >= 0.25 * build_and_solve  # the setup amortised over n_samples / processes = 3
     strategies.clear_shared()
+
+
+def test_grid_multigrid_is_a_candidate_for_spd_grid_families_only():
+    from krylovlab.datagen import strategies
+
+    assert "gmg-cg" in strategies.candidates(get_family("darcy", grid=32, dim=3))
+    assert "gmg-cg" not in strategies.available(get_family("convdiff", grid=32))
+    s = strategies.make("gmg-cg", get_family("darcy", grid=10, dim=3), 1e-8)
+    fam = get_family("darcy", grid=10, dim=3)
+    A, b = fam.assemble(fam.sample(datagen.sample_rng(0, 0)))
+    x, its = s.solve(A, b)
+    assert s._solver.amg.kind == "grid" and 0 < its <= 10
+    assert np.linalg.norm(b - A @ x) <= 1e-8 * np.linalg.norm(b)
+    s.close()
