@@ -43,7 +43,7 @@ import math
 import numpy as np
 import scipy.sparse as sp
 
-__all__ = ["grid_hierarchy", "axis_transfers"]
+__all__ = ["grid_hierarchy", "axis_transfers", "tensor_transfers"]
 
 #: stop coarsening at this many unknowns (the coarsest level is solved with a dense pseudo-inverse)
 MAX_COARSE = 10
@@ -90,8 +90,10 @@ def _kron_all(mats):
 
 
 def grid_hierarchy(A, grid, max_coarse: int = MAX_COARSE, max_levels: int = 10):
-    """``(ml, coarse)``: a pyamg ``MultilevelSolver`` for ``A`` on the interior grid ``grid``, and per level
-    the pair ``(½Tᵀ, T)`` whose product ½Tᵀ A_l T is A_{l+1} (see the module docstring).
+    """``(ml, coarse, axes)``: a pyamg ``MultilevelSolver`` for ``A`` on the interior grid ``grid``; per level
+    the pair ``(½Tᵀ, T)`` whose product ½Tᵀ A_l T is A_{l+1} (see the module docstring); and per level
+    ``(fine shape, coarse shape, factors)`` with P_l = ⊗ factors (None for an axis that is not coarsened),
+    from which the V-cycle applies P_l and R_l = P_lᵀ axis by axis.
 
     ``A`` is a square sparse matrix with ``prod(grid)`` rows numbered in C order.
     """
@@ -105,16 +107,18 @@ def grid_hierarchy(A, grid, max_coarse: int = MAX_COARSE, max_levels: int = 10):
         raise ValueError(f"AMG(kind='grid'): a {A.shape[0]}×{A.shape[1]} matrix does not live on the grid {shape}")
     if max_coarse < 1 or max_levels < 1:
         raise ValueError("max_coarse and max_levels must be positive")
-    levels, coarse = [], []
+    levels, coarse, axes = [], [], []
     current = A
     while (len(levels) + 1 < max_levels and math.prod(shape) > max_coarse
            and any(g >= _MIN_AXIS for g in shape)):
-        Ts, Ps, new_shape = [], [], []
+        Ts, Ps, factors, new_shape = [], [], [], []
         for g in shape:
             if g >= _MIN_AXIS:
                 T1, P1 = axis_transfers(g)
+                factors.append(P1)
             else:  # too short to coarsen: kept as it is
                 T1 = P1 = sp.identity(g, format="csr")
+                factors.append(None)
             Ts.append(T1)
             Ps.append(P1)
             new_shape.append(T1.shape[1])
@@ -124,10 +128,58 @@ def grid_hierarchy(A, grid, max_coarse: int = MAX_COARSE, max_levels: int = 10):
         level.A, level.P, level.R = current, P, P.T.tocsr()
         levels.append(level)
         coarse.append((Rg, T))
+        axes.append((shape, tuple(new_shape), factors))
         current = (Rg @ current @ T).tocsr()
         current.sort_indices()
         shape = tuple(new_shape)
     last = MultilevelSolver.Level()
     last.A = current
     levels.append(last)
-    return MultilevelSolver(levels, coarse_solver="pinv"), coarse
+    return MultilevelSolver(levels, coarse_solver="pinv"), coarse, axes
+
+
+def tensor_transfers(axes, dtype):
+    """The transfers of ``axes`` (from `grid_hierarchy`) packed for the numba V-cycle: ``(dims, off, col, wt,
+    buf)`` as described in `krylovlab.kernels.cpu._amg` (shapes padded to three axes with leading 1s)."""
+    L = len(axes)
+    dims = np.ones((L, 6), dtype=np.int64)
+    off = np.zeros((L, 3), dtype=np.int64)
+    cols, wts = [], []
+    total = 0
+    biggest = 1
+    for lev, (fine, coarse, factors) in enumerate(axes):
+        pad = 3 - len(fine)
+        dims[lev, pad:3] = fine
+        dims[lev, 3 + pad:] = coarse
+        biggest = max(biggest, math.prod(fine))
+        for a, P1 in enumerate(factors):
+            off[lev, pad + a] = total
+            n = fine[a]
+            col = np.tile(np.arange(n, dtype=np.int32)[:, None], (1, 2))
+            wt = np.zeros((n, 2), dtype=dtype)
+            wt[:, 0] = 1.0
+            if P1 is not None:
+                P1 = sp.csr_matrix(P1)
+                for i in range(n):
+                    lo, hi = P1.indptr[i], P1.indptr[i + 1]
+                    if hi - lo > 2:
+                        raise ValueError("tensor_transfers: a one-dimensional factor has more than two entries in a row")
+                    wt[i] = 0.0
+                    for k, j in enumerate(range(lo, hi)):
+                        col[i, k] = P1.indices[j]
+                        wt[i, k] = P1.data[j]
+                    if hi - lo == 1:
+                        col[i, 1] = col[i, 0]
+            cols.append(col)
+            wts.append(wt)
+            total += n
+    col = np.concatenate(cols) if cols else np.zeros((0, 2), dtype=np.int32)
+    wt = np.concatenate(wts) if wts else np.zeros((0, 2), dtype=dtype)
+    buf = np.zeros((2, max(biggest // 2, 1)), dtype=dtype)
+    return dims, off, col, wt, buf
+
+
+def no_tensor_transfers(dtype):
+    """The empty ``tt`` argument: the V-cycle then applies P and R from CSR."""
+    return (np.zeros((0, 6), dtype=np.int64), np.zeros((0, 3), dtype=np.int64), np.zeros((0, 2), dtype=np.int32),
+            np.zeros((0, 2), dtype=dtype), np.zeros((2, 1), dtype=dtype))

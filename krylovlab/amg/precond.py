@@ -82,7 +82,7 @@ class _Packed:
     red–black sweeps read ``f_dm``).
     """
 
-    def __init__(self, As, Ps, Rs, dtype, red_black=False):
+    def __init__(self, As, Ps, Rs, dtype, red_black=False, axes=None):
         L = len(As)
         self.nl = np.array([a.shape[0] for a in As], dtype=np.int64)
         self.vo = np.zeros(L, dtype=np.int64)
@@ -104,6 +104,10 @@ class _Packed:
         self.rw = np.zeros(total, dtype=dtype)
         n0 = int(self.nl[0])
         self.f_dm = np.zeros((2, 0), dtype=dtype)
+        from .grid import no_tensor_transfers, tensor_transfers
+
+        # a grid hierarchy's P and R, axis by axis (`krylovlab.amg.grid`); else from CSR
+        self.tt = tensor_transfers(axes, dtype) if axes else no_tensor_transfers(dtype)
         self._colour = None
         fine = As[0]
         # a single-level hierarchy has no cycle to smooth in: no copy
@@ -154,11 +158,12 @@ class _Packed:
                 self.p_ptr, self.p_idx, self.p_dat, self.ppo, self.pao,
                 self.r_ptr, self.r_idx, self.r_dat, self.rpo, self.rao,
                 self.dinv, self.lo, self.up, self.cinv, self.xw, self.bw, self.rw,
-                self.f_off, self.f_val, self.f_dm)
+                self.f_off, self.f_val, self.f_dm, self.tt)
 
     @property
     def nbytes(self):
-        return sum(a.nbytes for a in self.args())
+        arrays = [a for a in self.args() if not isinstance(a, tuple)] + list(self.tt)
+        return sum(a.nbytes for a in arrays if hasattr(a, "nbytes"))
 
 
 def _two_colouring(a):
@@ -296,6 +301,7 @@ class AMG(Preconditioner):
         self.source = self
         self.description = f"amg ({kind})"
         self._coarse = None  # per level (R_c, P_c) with A_{l+1} = R_c A_l P_c when not (R_l, P_l)
+        self._axes = None  # a grid hierarchy's transfers as tensor products (`krylovlab.amg.grid`)
         if kind == "grid" and "grid" not in options:
             raise TypeError("AMG(kind='grid') needs grid=shape, the interior grid the unknowns live on")
         if hasattr(A, "levels") and hasattr(A, "aspreconditioner"):
@@ -338,7 +344,7 @@ class AMG(Preconditioner):
         if self.kind == "grid":
             from .grid import grid_hierarchy
 
-            self.ml, self._coarse = grid_hierarchy(a, **self.options)
+            self.ml, self._coarse, self._axes = grid_hierarchy(a, **self.options)
         else:
             self.ml = _build_pyamg(a, self.kind, self.options)
         self.n_rebuilds += 1
@@ -356,7 +362,7 @@ class AMG(Preconditioner):
         Rs = [lev.R.tocsr() for lev in lv[:-1]]
         self._As, self._Ps, self._Rs = As, Ps, Rs
         red_black = self.smoother == "gauss_seidel" and self.sweep == "red-black"
-        self._packed = _Packed(As, Ps, Rs, dtype, red_black=red_black)
+        self._packed = _Packed(As, Ps, Rs, dtype, red_black=red_black, axes=self._axes)
         self.dtype = np.dtype(dtype)
         self._device = None
 
@@ -383,7 +389,12 @@ class AMG(Preconditioner):
         from pyamg.multilevel import coarse_grid_solver
 
         state.setdefault("_coarse", None)  # pickled before kind="grid" existed
+        state.setdefault("_axes", None)
         self.__dict__.update(state)
+        if not hasattr(self._packed, "tt"):
+            from .grid import no_tensor_transfers
+
+            self._packed.tt = no_tensor_transfers(self._packed.xw.dtype)
         # krylovlab's cycle solves the coarsest level with a pseudo-inverse; pyamg's ml.solve gets the same
         self.ml.coarse_solver = coarse_grid_solver("pinv")
         self._set_smoothers()

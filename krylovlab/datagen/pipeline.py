@@ -330,6 +330,10 @@ def _calibrate(order, fam, seed, rtol, n_cal, requested, shard_size, n_samples, 
     spread over a shard — or over all samples a process solves when the setup
     is kept across shards; such a setup is built by the warm-up, and its time
     (the warm-up's, less what numba spent compiling) is counted instead.
+    A candidate is dropped after one sample already when that sample took
+    more than three times the best estimate, and a fallback candidate
+    (`strategies.fallbacks`) is skipped when the strategy it stands in for
+    was timed.
     """
     idx = [int(i) for i in order[:n_cal]]
     systems = [fam.assemble(fam.sample(sample_rng(seed, i))) for i in idx]
@@ -339,7 +343,10 @@ def _calibrate(order, fam, seed, rtol, n_cal, requested, shard_size, n_samples, 
     reference = _reference(fam, seed, int(order[0]))
     timings = {}
     warmup = 0.0
+    fallback_for = strategies.fallbacks(fam)
     for name in names:
+        if fallback_for.get(name) in timings:
+            continue  # the strategy it stands in for works here
         t0 = time.perf_counter()
         # JIT / import warm-up.  A strategy running numba kernels is warmed up on the first calibration
         # system, to a loose tolerance: which kernels it compiles depends on the matrix (diagonal storage
@@ -372,7 +379,7 @@ def _calibrate(order, fam, seed, rtol, n_cal, requested, shard_size, n_samples, 
                 t0 = clock()
                 strat.solve(A, b)
                 times.append(clock() - t0)
-                if len(times) >= 2 and _per_sample(times, amortise) > 1.5 * best:
+                if len(times) >= 2 and _per_sample(times, amortise) > 1.5 * best or times[0] > 3.0 * best:
                     break  # clearly slower than the best so far
         except (RuntimeError, ArithmeticError):
             continue

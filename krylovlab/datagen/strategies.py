@@ -367,6 +367,22 @@ def compiled(name: str) -> bool:
     return getattr(_CLASSES.get(name), "compiled", True)
 
 
+def fallbacks(family) -> dict:
+    """``{strategy: the one it stands in for}``: calibration times the first only when the second failed.
+
+    On 3-D grids ``amg-cg`` stands in for ``gmg-cg``: the same AMG-CG with
+    the same smoothing, but smoothed aggregation's coarse operators have about
+    four times the entries of the grid hierarchy's 7-point ones, cost more per
+    cycle and to update, and its setup (hierarchy and update plans, 0.4 s at
+    32³) was most of the calibration's time.  3-D Darcy, one worker, whole
+    runs (ad hoc): 24³ 100 samples 1.26 against 1.56 s, 32³ 200 samples 5.21
+    against 5.44 s, 64³ 40 samples 13.1 against 17.8 s.  In 2-D both are timed.
+    """
+    if family.dim == 3:
+        return {"amg-cg": "gmg-cg"}
+    return {}
+
+
 def candidates(family) -> list[str]:
     """What ``solver="auto"`` calibrates among (skips hopeless ones by size)."""
     names = available(family)

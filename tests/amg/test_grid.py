@@ -44,7 +44,8 @@ def test_grid_hierarchy_coarse_operators_are_stencils(shape):
     """½TᵀAT of a 5/7-point operator is a 5/7-point, symmetric positive definite operator on the coarse grid;
     R = Pᵀ; every level's matrix is what the recorded (½Tᵀ, T) make of the one above."""
     A = poisson(shape).tocsr()
-    ml, coarse = grid_hierarchy(A, shape, max_coarse=10)
+    ml, coarse, axes = grid_hierarchy(A, shape, max_coarse=10)
+    assert len(axes) == len(coarse)
     assert len(ml.levels) == len(coarse) + 1 >= 2
     stencil = 2 * len(shape) + 1
     for k, (Rc, Pc) in enumerate(coarse):
@@ -143,3 +144,37 @@ def test_grid_bad_input():
         AMG(A, "grid", grid=(8, 8), max_coarse=0)
     with pytest.raises(ValueError, match="zero on its diagonal"):
         AMG(sp.csr_matrix((64, 64)), "grid", grid=(8, 8))
+
+
+@pytest.mark.parametrize("shape", [(20, 17), (9, 8, 7), (12, 12, 12)])
+@pytest.mark.parametrize("precision", ["double", "single"])
+def test_tensor_transfers_equal_the_csr_products(shape, precision):
+    """The cycle applies a grid hierarchy's P and R = Pᵀ axis by axis; the same cycle with P and R from CSR
+    gives the same vector to rounding, and the kernels alone give P x_c and Pᵀ r."""
+    from krylovlab.amg.grid import no_tensor_transfers
+    from krylovlab.kernels.cpu import _amg as kamg
+
+    A = poisson(shape).tocsr()
+    M = AMG(A, "grid", grid=shape, max_coarse=10, precision=precision)
+    pk = M._packed
+    assert pk.tt[0].shape[0] == M.levels - 1
+    rng = np.random.default_rng(7)
+    dtype = pk.xw.dtype
+    tol = 1e-12 if precision == "double" else 1e-5
+    for lev in range(M.levels - 1):
+        P = M._Ps[lev]
+        xc = rng.standard_normal(P.shape[1]).astype(dtype)
+        x = rng.standard_normal(P.shape[0]).astype(dtype)
+        want = x + P @ xc
+        kamg._tensor_prolong_add(pk.tt, lev, xc, x)
+        np.testing.assert_allclose(x, want, rtol=tol, atol=tol * np.abs(want).max())
+        r = rng.standard_normal(P.shape[0]).astype(dtype)
+        bc = np.full(P.shape[1], np.nan, dtype=dtype)
+        kamg._tensor_restrict(pk.tt, lev, r, bc)
+        want = P.T @ r
+        np.testing.assert_allclose(bc, want, rtol=tol, atol=tol * np.abs(want).max())
+    b = rng.standard_normal(A.shape[0])
+    z = M.apply(b)
+    pk.tt = no_tensor_transfers(dtype)
+    z_csr = M.apply(b)
+    np.testing.assert_allclose(z, z_csr, rtol=10 * tol, atol=10 * tol * np.abs(z_csr).max())
