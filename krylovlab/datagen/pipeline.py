@@ -190,17 +190,19 @@ def _greedy(features):
 
 # ------------------------------------------------------------------------------- one shard
 def run_shard(family_config: dict, seed: int, indices, solver: str, rtol: float, target: str,
-              reference_index: int | None = None, samples: dict | None = None) -> str:
+              reference_index: int | None = None, samples: dict | None = None, keep: dict | None = None) -> str:
     """Solve samples ``indices`` (in this order) and write them atomically to ``target``.
 
     Runs in the driver or on a Dask worker; depends only on its arguments.
     ``reference_index`` (the first sample of the solving order) is the sample
     whose matrix strategies with a costly setup build it on, once per process.
     ``samples`` optionally maps sample indices to their already drawn
-    parameters (the same values ``fam.sample`` would draw again).
+    parameters (the same values ``fam.sample`` would draw again).  ``keep``,
+    when given, receives the shard's arrays (a local run merges them without
+    reading the file back).
     """
     with single_threaded():
-        return _run_shard(family_config, seed, indices, solver, rtol, target, reference_index, samples)
+        return _run_shard(family_config, seed, indices, solver, rtol, target, reference_index, samples, keep)
 
 
 _BLAS_LOCK = threading.Lock()
@@ -261,7 +263,7 @@ def _reference(fam, seed, index):
     return key, lambda: fam.assemble(fam.sample(sample_rng(seed, index)))[0]
 
 
-def _run_shard(family_config, seed, indices, solver, rtol, target, reference_index=None, samples=None):
+def _run_shard(family_config, seed, indices, solver, rtol, target, reference_index=None, samples=None, keep=None):
     fam = _family(family_config)
     strat = strategies.make(solver, fam, rtol, _reference(fam, seed, reference_index))
     try:
@@ -269,6 +271,8 @@ def _run_shard(family_config, seed, indices, solver, rtol, target, reference_ind
     finally:
         strat.close()
     storage.write_npz(Path(target), arrays, sync=False)  # trusted only once read back whole (`_shard_ok`)
+    if keep is not None:
+        keep.update(arrays)
     return target
 
 
@@ -574,8 +578,10 @@ def _generate(fam, n_samples, out, seed, solver, rtol, order, shard_size, worker
         if todo:
             if workers is None and scheduler is None:
                 for k in todo:
-                    run_shard(*args, plan["shards"][k], plan["solver"], rtol, str(shard_files[k]), ref, samples=drawn)
-                    merge.add(shard_files[k])
+                    arrays = {}
+                    run_shard(*args, plan["shards"][k], plan["solver"], rtol, str(shard_files[k]), ref, samples=drawn,
+                              keep=arrays)
+                    merge.add(shard_files[k], arrays=arrays)  # what was just written: no need to read it back
             else:
                 compile_seconds += _run_dask(args, plan, rtol, shard_files, todo, connection, merge.add, ref)
         if connection is not None:
@@ -740,8 +746,9 @@ class _Merge:
         self.bar = bar
         self.iterations, self.residuals = [], []
 
-    def add(self, shard_file, resumed=False) -> None:
-        part = storage.read_npz(shard_file)
+    def add(self, shard_file, resumed=False, arrays=None) -> None:
+        """Merge a shard: its file, or ``arrays``, the contents just written to it."""
+        part = dict(arrays) if arrays is not None else storage.read_npz(shard_file)
         idx = part.pop("indices")
         self.iterations.append(part["iterations"])
         self.residuals.append(part["residual"])
