@@ -264,7 +264,7 @@ class AMGCG(Strategy):
         self._solver.rtol = self.rtol
         if self._solver.amg._A is not A:
             if self._fast is not None and self._fast.same_pattern(A):
-                self._fast.update(A)
+                self._fast.update(A, checked=True)
             else:
                 self._solver.amg.update_operator(A, rebuild=False)
         self._solver.update_operator(A)  # the hierarchy already points at A: nothing is recomputed

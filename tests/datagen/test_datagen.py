@@ -540,3 +540,26 @@ def test_grid_multigrid_is_a_candidate_for_spd_grid_families_only():
     assert s._solver.amg.kind == "grid" and 0 < its <= 10
     assert np.linalg.norm(b - A @ x) <= 1e-8 * np.linalg.norm(b)
     s.close()
+
+
+def test_galerkin_plan_fuses_its_passes_for_an_aggregation():
+    """With P an aggregation and R = ½Pᵀ every entry of A lands in one coarse entry: one pass, same values."""
+    import scipy.sparse as sp
+
+    from krylovlab.datagen._galerkin import GalerkinPlan
+    from krylovlab.gallery import poisson
+
+    A = poisson((9, 8)).tocsr()
+    A.sort_indices()
+    agg = np.arange(A.shape[0]) // 3
+    T = sp.csr_matrix((np.ones(A.shape[0]), (np.arange(A.shape[0]), agg)))
+    plan = GalerkinPlan(A, (0.5 * T.T).tocsr(), T)
+    assert plan.second is None and plan.first.nnz == A.nnz
+    values = np.random.default_rng(1).standard_normal(A.nnz)
+    B = sp.csr_matrix((values, A.indices, A.indptr), shape=A.shape)
+    got = sp.csr_matrix((plan.apply(values), plan.indices, plan.indptr), shape=(T.shape[1],) * 2).toarray()
+    want = (0.5 * T.T @ B @ T).toarray()
+    np.testing.assert_allclose(got, want, rtol=1e-13, atol=1e-13 * np.abs(want).max())
+    # smoothed aggregation's R·(A·P) spreads entries: two passes stay
+    P = (sp.eye(A.shape[0]) - 0.3 * A / 4) @ T
+    assert GalerkinPlan(A, P.T.tocsr(), P.tocsr()).second is not None
