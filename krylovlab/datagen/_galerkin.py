@@ -224,6 +224,26 @@ def _mirror(indptr, indices):
     return lower, t.data[lower].astype(np.int64) - 1
 
 
+def _reciprocal_diagonals(datas, positions, dinv):
+    """dinv ← 1 / (each level's diagonal, levels concatenated); False when one is not positive and finite."""
+    start = 0
+    for data, pos in zip(datas, positions):
+        if not _reciprocal_at(data, pos, dinv[start:start + pos.shape[0]]):
+            return False
+        start += pos.shape[0]
+    return True
+
+
+@nb.njit(cache=True, nogil=True, error_model="numpy")  # 1/0 gives inf (refused by the caller), no exception
+def _reciprocal_at(data, pos, out):
+    ok = True
+    for i in range(pos.shape[0]):
+        d = data[pos[i]]
+        ok = ok and d > 0 and d < np.inf
+        out[i] = 1.0 / d
+    return ok
+
+
 def _pinv(c, symmetric):
     """Pseudo-inverse with scipy's default cutoff (the one the packed hierarchy used; scipy's own pinv costs
     0.5 ms at 4×4): from an eigendecomposition when ``c`` is symmetric (numpy's SVD-based pinv cost 0.25 ms
@@ -315,10 +335,8 @@ class FastGalerkin:
         values = self._fine
         for k, plan in enumerate(self.plans):
             values = plan.apply(values, out=self.mats[k + 1].data)
-        diag = np.concatenate([m.data[d] for m, d in zip([A] + self.mats[1:], self.diag)])
-        if not np.all(diag > 0) or not np.all(np.isfinite(diag)):
+        if not _reciprocal_diagonals([A.data] + [m.data for m in self.mats[1:]], self.diag, pk.dinv):
             raise ArithmeticError("FastGalerkin.update: a level lost its positive diagonal")
-        pk.dinv[:] = 1.0 / diag
         pk.refresh_fine(A)  # the finest level's diagonal storage and red–black scalings
         pk.cinv[:] = _pinv(self.mats[-1].toarray(), self.symmetric).ravel()
         amg.ml.levels[0].A = A

@@ -560,9 +560,13 @@ def _generate(fam, n_samples, out, seed, solver, rtol, order, shard_size, worker
                 "calibration": timings, "baseline": baseline, "version": __version__}
         compile_seconds = warmup
         work.mkdir(exist_ok=True)
-        storage.write_json(work / _MANIFEST, plan)
+        storage.write_json(work / _MANIFEST, plan, sync=False)
+        # made durable while the shards run (see `storage`); joined before the final commit
+        syncing = threading.Thread(target=storage.fsync_path, args=(work / _MANIFEST,), name="krylovlab-fsync")
+        syncing.start()
     else:
         compile_seconds = 0.0
+        syncing = None
 
     shard_files = [work / f"shard-{k:05d}.npz" for k in range(len(plan["shards"]))]
     done = [k for k, f in enumerate(shard_files) if _shard_ok(f, plan["shards"][k])]
@@ -586,11 +590,16 @@ def _generate(fam, n_samples, out, seed, solver, rtol, order, shard_size, worker
                 compile_seconds += _run_dask(args, plan, rtol, shard_files, todo, connection, merge.add, ref)
         if connection is not None:
             connection.close_in_background()  # shutting the cluster down overlaps the commit
+        if syncing is not None:
+            syncing.join()
+            syncing = None
         summary = merge.commit(plan, fam)
     except BaseException:
         merge.discard()
         raise
     finally:
+        if syncing is not None:
+            syncing.join()
         if bar is not None:
             bar.close()
     summary.seconds = time.perf_counter() - t_start  # the merge included

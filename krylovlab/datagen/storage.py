@@ -18,8 +18,11 @@ Samples are stored in their index order ``0 … N−1`` (sample i is drawn from
 
 Everything is written atomically: to a temporary file in the same folder,
 then renamed over the target, so a crash (even ``kill -9``) never leaves a
-half-written file under the final name.  The final dataset and the manifest
-are flushed to disk (fsync) before the rename; shards are not
+half-written file under the final name.  The final dataset is flushed to
+disk (fsync) before the rename; the manifest right after it, in the
+background while the first shards are solved (0.13 s of fsync off the
+critical path; a manifest lost to a power failure before that is reported as
+invalid, and the rerun needs ``--overwrite``); shards are not
 (``sync=False``: at 3D Darcy 32³ the fsyncs doubled the time spent writing
 them), because a shard is only trusted after reading it back whole — a shard
 torn by a power failure fails its zip checksums and is redone.  ``.npz``
@@ -36,7 +39,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["load", "atomic_path", "write_npz", "read_npz", "write_json", "read_json", "DatasetWriter"]
+__all__ = ["load", "atomic_path", "write_npz", "read_npz", "write_json", "read_json", "fsync_path", "DatasetWriter"]
 
 
 @contextlib.contextmanager
@@ -68,9 +71,20 @@ def read_npz(path: Path, keys=None) -> dict:
         return {k: data[k] for k in data.files if keys is None or k in keys}
 
 
-def write_json(target: Path, obj) -> None:
-    with atomic_path(target) as tmp:
+def write_json(target: Path, obj, sync: bool = True) -> None:
+    with atomic_path(target, sync) as tmp:
         Path(tmp).write_text(json.dumps(obj, indent=1, sort_keys=True))
+
+
+def fsync_path(path: Path) -> None:
+    """Flush a file, and the folder that names it, to disk."""
+    with open(path, "rb") as fh:
+        os.fsync(fh.fileno())
+    fd = os.open(Path(path).parent, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def read_json(path: Path):

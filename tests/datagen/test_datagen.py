@@ -563,3 +563,19 @@ def test_galerkin_plan_fuses_its_passes_for_an_aggregation():
     # smoothed aggregation's R·(A·P) spreads entries: two passes stay
     P = (sp.eye(A.shape[0]) - 0.3 * A / 4) @ T
     assert GalerkinPlan(A, P.T.tocsr(), P.tocsr()).second is not None
+
+
+@pytest.mark.parametrize("bad", [0.0, -1.0, np.inf, np.nan])
+def test_fast_update_refuses_a_matrix_without_a_positive_diagonal(bad):
+    """A new matrix whose diagonal is not positive and finite is refused before the hierarchy uses it."""
+    from krylovlab.datagen._galerkin import FastGalerkin
+    from krylovlab.datagen.strategies import _seeded_amg
+
+    fam = get_family("darcy", grid=10, dim=3)
+    (A0, _), (A1, _) = [fam.assemble(fam.sample(datagen.sample_rng(2, i))) for i in range(2)]
+    fast = FastGalerkin(_seeded_amg(A0, kind="grid", grid=fam.grid), symmetric=True)
+    fast.update(A1)  # a good one passes
+    B = A1.copy()
+    B.data[np.flatnonzero(B.indices == np.repeat(np.arange(B.shape[0]), np.diff(B.indptr)))[7]] = bad
+    with pytest.raises(ArithmeticError, match="positive diagonal"):
+        fast.update(B)
