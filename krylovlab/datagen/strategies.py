@@ -362,6 +362,11 @@ def available(family) -> list[str]:
     return names
 
 
+def shares_setup(name: str) -> bool:
+    """Does strategy ``name`` build a setup kept across shards (`Strategy.setup_shared`)?"""
+    return bool(getattr(_CLASSES.get(name), "setup_shared", False))
+
+
 def compiled(name: str) -> bool:
     """Does strategy ``name`` run numba kernels (`Strategy.compiled`)?  (Unknown names: `make` refuses them.)"""
     return getattr(_CLASSES.get(name), "compiled", True)

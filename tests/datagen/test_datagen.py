@@ -579,3 +579,32 @@ def test_fast_update_refuses_a_matrix_without_a_positive_diagonal(bad):
     B.data[np.flatnonzero(B.indices == np.repeat(np.arange(B.shape[0]), np.diff(B.indptr)))[7]] = bad
     with pytest.raises(ArithmeticError, match="positive diagonal"):
         fast.update(B)
+
+
+def test_calibration_skips_a_candidate_whose_warm_up_is_already_too_slow(monkeypatch):
+    """A candidate without a shared setup whose loose warm-up solve alone takes over three times the best
+    estimate is not timed further; a fallback is skipped once the strategy it stands in for was timed."""
+    from krylovlab.datagen import pipeline, strategies
+
+    timed = []
+
+    class Slow(strategies.CGWarm):
+        name = "cg"
+
+        def solve(self, A, b):
+            timed.append(self.rtol)
+            time.sleep(0.2)  # wall time: what the warm-up is measured in
+            return super().solve(A, b)
+
+    monkeypatch.setitem(strategies._CLASSES, "cg", Slow)
+    monkeypatch.setattr(strategies, "candidates", lambda fam: ["jacobi-cg", "cg"])
+    fam = get_family("darcy", grid=12, dim=2)
+    best, timings, _, _ = pipeline._calibrate(np.arange(3), fam, 0, 1e-8, 3, "auto", 3, 3)
+    assert best == "jacobi-cg" and timings["cg"] >= 0.2
+    assert timed == [1e-2]  # only the warm-up, at the loose tolerance: no timed solve
+    # 3-D: amg-cg stands in for gmg-cg and is not calibrated when gmg-cg worked
+    monkeypatch.setattr(strategies, "candidates", lambda fam: ["gmg-cg", "amg-cg"])
+    strategies.clear_shared()
+    fam3 = get_family("darcy", grid=10, dim=3)
+    best, timings, _, _ = pipeline._calibrate(np.arange(3), fam3, 0, 1e-8, 3, "auto", 3, 3)
+    assert best == "gmg-cg" and set(timings) == {"gmg-cg"}
