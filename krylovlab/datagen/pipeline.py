@@ -190,7 +190,8 @@ def _greedy(features):
 
 # ------------------------------------------------------------------------------- one shard
 def run_shard(family_config: dict, seed: int, indices, solver: str, rtol: float, target: str,
-              reference_index: int | None = None, samples: dict | None = None, keep: dict | None = None) -> str:
+              reference_index: int | None = None, samples: dict | None = None, keep: dict | None = None,
+              with_arrays: bool = False):
     """Solve samples ``indices`` (in this order) and write them atomically to ``target``.
 
     Runs in the driver or on a Dask worker; depends only on its arguments.
@@ -199,10 +200,14 @@ def run_shard(family_config: dict, seed: int, indices, solver: str, rtol: float,
     ``samples`` optionally maps sample indices to their already drawn
     parameters (the same values ``fam.sample`` would draw again).  ``keep``,
     when given, receives the shard's arrays (a local run merges them without
-    reading the file back).
+    reading the file back).  Returns ``target``, or ``(target, arrays)`` with
+    ``with_arrays`` (Dask workers in the driver's process hand their arrays
+    over the same way).
     """
+    keep = {} if with_arrays and keep is None else keep
     with single_threaded():
-        return _run_shard(family_config, seed, indices, solver, rtol, target, reference_index, samples, keep)
+        target = _run_shard(family_config, seed, indices, solver, rtol, target, reference_index, samples, keep)
+    return (target, keep) if with_arrays else target
 
 
 _BLAS_LOCK = threading.Lock()
@@ -675,6 +680,7 @@ class _Connection:
             _dask()  # raises the ImportError that names the extra
         self.closed = False
         self._closing = None
+        self.local = scheduler is None  # workers are threads of this process
         pool = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="krylovlab-dask-start")
         self._future = pool.submit(self._open, workers, scheduler)
         pool.shutdown(wait=False)
@@ -744,12 +750,19 @@ def _run_dask(args, plan, rtol, shard_files, todo, connection, on_shard, referen
     t0 = time.perf_counter()
     client = connection.client
     waited = time.perf_counter() - t0
+    # workers in this process hand their arrays over (no copy, no read-back of the file, which held the GIL
+    # the workers need); a cluster elsewhere only names the files
+    local = connection.local
     futures = [client.submit(run_shard, *args, plan["shards"][k], plan["solver"], rtol, str(shard_files[k]),
-                             reference_index, key=f"krylovlab-shard-{k}-{shard_files[k].parent.name}",
-                             retries=3, pure=False)
+                             reference_index, with_arrays=local,
+                             key=f"krylovlab-shard-{k}-{shard_files[k].parent.name}", retries=3, pure=False)
                for k in todo]
     for fut in as_completed(futures):
-        on_shard(Path(fut.result()))
+        if local:
+            target, arrays = fut.result()
+            on_shard(Path(target), arrays=arrays)
+        else:
+            on_shard(Path(fut.result()))
     return waited
 
 
