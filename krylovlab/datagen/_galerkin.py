@@ -315,11 +315,22 @@ class FastGalerkin:
         self.diag = [_diagonal_positions(m.indptr, m.indices) for m in self.mats]
         if any(bool(np.any(d < 0)) for d in self.diag):
             raise RuntimeError("FastGalerkin: a level has a structurally zero diagonal")
-        # the coarse levels' values live in the packed array the V-cycle reads (the coarsest is not packed)
-        offsets = [int(pk.ao[k]) for k in range(len(self.mats) - 1)]
+        self._bind_views()
+
+    def _bind_views(self):
+        """The coarse levels' values live in the packed array the V-cycle reads (the coarsest is not packed),
+        and so does the finest level's copy the plans read."""
+        pk = self.amg._packed
         for k in range(1, len(self.mats) - 1):
-            self.mats[k].data = pk.a_dat[offsets[k]:offsets[k] + self.mats[k].nnz]
-        self._fine = pk.a_dat[:fine.nnz]
+            off = int(pk.ao[k])
+            self.mats[k].data = pk.a_dat[off:off + self.mats[k].nnz]
+        self._fine = pk.a_dat[:self.mats[0].nnz]
+
+    def __setstate__(self, state):
+        """Unpickled (a copy of a hierarchy, see `krylovlab.datagen.strategies`): the views into the packed
+        arrays became arrays of their own; point them at the packed arrays again."""
+        self.__dict__.update(state)
+        self._bind_views()
 
     def same_pattern(self, A) -> bool:
         return (A.shape[0] == self.indptr.shape[0] - 1 and A.nnz == self.indices.shape[0]

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import abc
 import importlib.util
+import pickle
 import threading
 
 import numpy as np
@@ -133,6 +134,8 @@ class GMRESWarm(_KrylovStrategy):
 #: per reference key, a pool of AMG hierarchies built from that reference matrix, each ``{"lock", "value"}``:
 #: shards running at once in one process (Dask worker threads, the calibration) each hold one
 _SHARED_AMG: dict = {}
+#: per pool key, the first hierarchy built for it, pickled (see `AMGCG._pooled`)
+_TEMPLATES: dict = {}
 _SHARED_LOCK = threading.Lock()
 
 
@@ -140,6 +143,7 @@ def clear_shared() -> None:
     """Forget the per-process AMG hierarchies (the next shard builds its own again)."""
     with _SHARED_LOCK:
         _SHARED_AMG.clear()
+        _TEMPLATES.clear()
 
 
 def _seeded_amg(A, precision="single", kind="sa", **options):
@@ -225,6 +229,21 @@ class AMGCG(Strategy):
     def _hierarchy(self, A):
         return _seeded_amg(A)
 
+    def _pooled(self, key, build):
+        """A new hierarchy for the pool of ``key``: built from the reference matrix the first time, and
+        then also kept pickled, so that a shard running at the same time as the first (a second Dask
+        worker thread) unpickles a copy instead of building one (3D Darcy 32³: 9 ms against 130-190 ms; a
+        copy of the freshly built hierarchy, it is the one a build would give, bit for bit)."""
+        template = _TEMPLATES.get(key)
+        if template is not None:
+            return pickle.loads(template)
+        value = self._make(build())
+        with _SHARED_LOCK:
+            _TEMPLATES[key] = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+            for old in [k for k in _TEMPLATES if k not in _SHARED_AMG]:
+                del _TEMPLATES[old]  # the pools it served are gone
+        return value
+
     def _start(self, A):
         """The shard's first hierarchy: a free one of the process's pool for ``reference`` (built from the
         reference matrix, a new one when all are in use by shards running at the same time), else a private
@@ -246,7 +265,7 @@ class AMGCG(Strategy):
                     pool.append(entry)
             self._lock = entry["lock"]
             if entry["value"] is None:
-                entry["value"] = self._make(build())
+                entry["value"] = self._pooled(key, build)
             fast, solver = entry["value"]
             if fast is not None and fast.same_pattern(A):
                 return fast, solver

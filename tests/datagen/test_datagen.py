@@ -422,6 +422,10 @@ def test_shards_at_the_same_time_take_hierarchies_of_the_reference():
     x2, _ = second.solve(*systems[2])  # the first still holds its hierarchy: a second one from the reference
     pool = strategies._SHARED_AMG[("amg-cg", ref[0])]
     assert len(pool) == 2 and first._solver is not second._solver
+    # the second is an unpickled copy of the first build (no second build), with its own packed arrays
+    assert ("amg-cg", ref[0]) in strategies._TEMPLATES
+    assert first._solver.amg._packed.a_dat is not second._solver.amg._packed.a_dat
+    assert np.shares_memory(second._fast.mats[1].data, second._solver.amg._packed.a_dat)  # views rebound on unpickling
     for a, b in zip(first._solver.amg.ml.levels[:-1], second._solver.amg.ml.levels[:-1]):
         assert (a.P != b.P).nnz == 0
     first.close()
