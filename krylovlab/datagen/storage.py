@@ -35,6 +35,7 @@ import contextlib
 import json
 import os
 import tempfile
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -135,6 +136,7 @@ class DatasetWriter:
         elif compression == "lzf":
             self._comp = {"compression": "lzf", "shuffle": True}
         self._seen = np.zeros(self.n, dtype=np.int64)
+        self._flusher = None
         self._strings: dict = {}
         self._arrays: dict = {}  # npz: the gathered rows
         self._file = self._tmp = None
@@ -146,6 +148,7 @@ class DatasetWriter:
             os.close(fd)
             self._tmp = Path(tmp)
             self._file = h5py.File(self._tmp, "w")
+            self._flusher = _BackgroundFlush(self._tmp)
 
     def __enter__(self):
         return self
@@ -183,6 +186,8 @@ class DatasetWriter:
                 if name not in self._arrays:
                     self._arrays[name] = np.zeros((self.n, *value.shape[1:]), dtype=value.dtype)
                 self._arrays[name][idx] = value
+        if self._flusher is not None:
+            self._flusher.poke()
 
     def commit(self, meta: dict, extra: dict | None = None) -> None:
         """Write ``extra`` whole arrays, the strings and ``meta``; check coverage; fsync and rename."""
@@ -201,6 +206,7 @@ class DatasetWriter:
                     self._file.attrs[key] = json.dumps(value)
                 self._file.close()
                 self._file = None
+                self._flusher.stop()
                 with open(self._tmp, "rb+") as fh:
                     os.fsync(fh.fileno())
                 os.replace(self._tmp, self.target)
@@ -214,12 +220,51 @@ class DatasetWriter:
 
     def discard(self) -> None:
         """Drop what was written (nothing under the target's name is touched)."""
+        if self._flusher is not None:
+            self._flusher.stop()
+            self._flusher = None
         if self._file is not None:
             self._file.close()
             self._file = None
         if self._tmp is not None and self._tmp.exists():
             self._tmp.unlink()
         self._tmp = None
+
+
+class _BackgroundFlush:
+    """Writes a growing file's data to disk in a background thread (``fdatasync`` after each `poke`), so that
+    the fsync before the final rename finds little left to write (3D Darcy 32³, 200 samples: 115 MB, whose
+    fsync at the end took 0.13-0.31 s of the run)."""
+
+    def __init__(self, path):
+        self._fd = os.open(path, os.O_RDONLY)
+        self._wake = threading.Event()
+        self._done = False
+        self._thread = threading.Thread(target=self._run, name="krylovlab-flush", daemon=True)
+        self._thread.start()
+
+    def poke(self) -> None:
+        self._wake.set()
+
+    def _run(self):
+        while True:
+            self._wake.wait()
+            self._wake.clear()
+            if self._done:
+                return
+            try:
+                os.fdatasync(self._fd)
+            except OSError:  # a file system without it: the final fsync does the work
+                return
+
+    def stop(self) -> None:
+        if self._fd is None:
+            return
+        self._done = True
+        self._wake.set()
+        self._thread.join()
+        os.close(self._fd)
+        self._fd = None
 
 
 def load(path) -> dict:
