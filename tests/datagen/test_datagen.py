@@ -586,7 +586,7 @@ def test_fast_update_refuses_a_matrix_without_a_positive_diagonal(bad):
 
 
 def test_calibration_skips_a_candidate_whose_warm_up_is_already_too_slow(monkeypatch):
-    """A candidate without a shared setup whose loose warm-up solve alone takes over three times the best
+    """A candidate without a shared setup whose loose warm-up solve alone takes over twice the best
     estimate is not timed further; a fallback is skipped once the strategy it stands in for was timed."""
     from krylovlab.datagen import pipeline, strategies
 
