@@ -342,8 +342,7 @@ def _calibrate(order, fam, seed, rtol, n_cal, requested, shard_size, n_samples, 
     A candidate is dropped after one sample already when that sample took
     more than twice the best estimate — or before any timed solve, with its
     warm-up solve as its estimate, when that alone (net of compilation) took
-    so long and it has no setup to build — and a fallback
-    candidate
+    so long and it has no setup to build — and a fallback candidate
     (`strategies.fallbacks`) is skipped when the strategy it stands in for
     was timed.
     """
@@ -472,8 +471,8 @@ def generate(family, n_samples: int, out, *, seed: int = 0, solver: str = "auto"
         its scalable variant for large N, or index order.  ``"auto"`` sorts
         (``skr`` up to 5 000 samples, else ``scalable``) only when the chosen
         solver gains from similar neighbours — not for ``direct``,
-        ``amg-cg`` or ``gmg-cg``, whose solves do not depend on the previous sample; the
-        calibration then uses the first samples in index order.
+        ``amg-cg`` or ``gmg-cg``, whose solves do not depend on the previous
+        sample; the calibration then uses the first samples in index order.
     shard_size : int, optional
         Samples per shard (the unit of resumption and of Dask tasks); default:
         equal shards of at most 32 samples, an even number of them.

@@ -19,10 +19,11 @@ Samples are stored in their index order ``0 … N−1`` (sample i is drawn from
 Everything is written atomically: to a temporary file in the same folder,
 then renamed over the target, so a crash (even ``kill -9``) never leaves a
 half-written file under the final name.  The final dataset is flushed to
-disk (fsync) before the rename; the manifest right after it, in the
-background while the first shards are solved (0.13 s of fsync off the
-critical path; a manifest lost to a power failure before that is reported as
-invalid, and the rerun needs ``--overwrite``); shards are not
+disk (fsync) before the rename — most of it already while it grows, by a
+background thread (`DatasetWriter`); the manifest is renamed at once and
+flushed in a background thread while the first shards are solved (0.13 s of
+fsync off the critical path; a manifest lost to a power failure before that
+is reported as invalid, and the rerun needs ``--overwrite``); shards are not
 (``sync=False``: at 3D Darcy 32³ the fsyncs doubled the time spent writing
 them), because a shard is only trusted after reading it back whole — a shard
 torn by a power failure fails its zip checksums and is redone.  ``.npz``

@@ -147,8 +147,9 @@ def clear_shared() -> None:
 
 
 def _seeded_amg(A, precision="single", kind="sa", **options):
-    """pyamg smoothed aggregation; one symmetric Gauss–Seidel sweep before and after the coarse correction,
-    red–black on the finest level; the cycle in single precision.
+    """An AMG hierarchy of ``kind`` (pyamg smoothed aggregation by default, or ``"grid"``); one symmetric
+    Gauss–Seidel sweep before and after the coarse correction, red–black on the finest level; the cycle in
+    single precision.
 
     Symmetric sweeps cost about what a forward pre-sweep and a backward
     post-sweep do per cycle and cut AMG-CG's iterations on Darcy from 11 to 9
