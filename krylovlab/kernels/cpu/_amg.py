@@ -388,6 +388,18 @@ def _restrict_axis(src, dst, outer, n_in, n_out, inner, col, wt, off):
 
 
 @nb.njit(**_jit)
+def _around(dims, a):
+    """(product of the sizes before axis a, product of those after it) of a 3-axis shape."""
+    outer = 1
+    for j in range(a):
+        outer *= dims[j]
+    inner = 1
+    for j in range(a + 1, 3):
+        inner *= dims[j]
+    return outer, inner
+
+
+@nb.njit(**_jit)
 def _tensor_prolong_add(tt, lev, xc, x):
     """x ← x + P_lev x_c, P_lev as a tensor product, axes last to first (coarsened axes only)."""
     dims, off, col, wt, buf = tt
@@ -404,12 +416,7 @@ def _tensor_prolong_add(tt, lev, xc, x):
         n_c = dims[lev, 3 + a]
         if n_f == n_c:
             continue
-        outer = 1
-        for j in range(a):
-            outer *= cur[j]
-        inner = 1
-        for j in range(a + 1, 3):
-            inner *= cur[j]
+        outer, inner = _around(cur, a)
         if a == last:
             _interp_axis(src, x, outer, n_c, n_f, inner, col, wt, off[lev, a], True)
         else:
@@ -437,12 +444,7 @@ def _tensor_restrict(tt, lev, r, bc):
         n_c = dims[lev, 3 + a]
         if n_f == n_c:
             continue
-        outer = 1
-        for j in range(a):
-            outer *= cur[j]
-        inner = 1
-        for j in range(a + 1, 3):
-            inner *= cur[j]
+        outer, inner = _around(cur, a)
         dst = bc if a == last else buf[k % 2]
         _restrict_axis(src, dst, outer, n_f, n_c, inner, col, wt, off[lev, a])
         src = dst
