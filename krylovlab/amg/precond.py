@@ -71,6 +71,8 @@ def _build_pyamg(A, kind, options):
 
 #: the finest level keeps a copy in diagonal storage from this many rows on (tests lower it)
 _DIA_MIN_ROWS = kdia.MIN_ROWS
+#: coarse levels get red–black sweeps from diagonal storage from this many rows on
+_COARSE_RB_MIN_ROWS = 256
 
 
 class _Packed:
@@ -118,6 +120,50 @@ class _Packed:
             if self._colour is not None:
                 self.f_dm = np.zeros((2, n0), dtype=dtype)
                 self._set_dm()
+        self._coarse_rb(As, dtype, red_black)
+
+    def _coarse_rb(self, As, dtype, red_black):
+        """Red–black sweeps on the coarse levels that are banded and two-coloured too (a grid hierarchy's
+        5/7-point levels; smoothed aggregation's are neither), packed as ``cl = (offsets, their starts per
+        level, values, their starts, scalings)``: level l's diagonals are ``offsets[o[l]:o[l+1]]`` with
+        values ``values[v[l]:…]`` (diagonals × rows) and its scalings ``scal[2·vo[l]:…]`` (2 × rows).
+        3D Darcy 32³, level 16³ (ad hoc, one thread): a red–black pass 8 µs against 48-65 µs for a
+        lexicographic symmetric sweep."""
+        L = len(As)
+        offs, optr, vals, vptr = [], [0, 0], [], [0, 0]  # level 0 (red–black through f_*) has none here
+        self._c_levels = []  # (level, DiagonalCopy, colour) for `refresh_coarse`
+        scal = np.zeros(2 * int(self.nl.sum()), dtype=dtype)
+        for lev in range(1, L - 1):
+            a = As[lev]
+            copy = kdia.DiagonalCopy(dtype, _COARSE_RB_MIN_ROWS)
+            off, val = copy.update(a) if red_black and self.red_black else (np.zeros(0, np.int64), None)
+            colour = _two_colouring(a) if off.shape[0] > 0 else None
+            if colour is not None:
+                offs.append(off)
+                vals.append(val.ravel())
+                self._c_levels.append((lev, copy, colour))
+            optr.append(optr[-1] + (off.shape[0] if colour is not None else 0))
+            vptr.append(vptr[-1] + (val.size if colour is not None else 0))
+        optr += [optr[-1]] * (L + 1 - len(optr))
+        vptr += [vptr[-1]] * (L + 1 - len(vptr))
+        self.cl = (np.concatenate(offs) if offs else np.zeros(0, np.int64), np.asarray(optr, dtype=np.int64),
+                   np.concatenate(vals).astype(dtype) if vals else np.zeros(0, dtype), np.asarray(vptr, dtype=np.int64),
+                   scal)
+        self._set_coarse_scalings()
+
+    def _set_coarse_scalings(self):
+        for lev, _, colour in self._c_levels:
+            n, vo = int(self.nl[lev]), int(self.vo[lev])
+            _split_by_colour(self.dinv[vo:vo + n], colour, self.cl[4][2 * vo:2 * vo + 2 * n].reshape(2, n))
+
+    def refresh_coarse(self, mats):
+        """After the coarse levels' values (and `dinv`) changed, patterns unchanged: refill their diagonals
+        and red–black scalings (``mats[l]``: level l's matrix)."""
+        _, _, cval, cvptr, _ = self.cl
+        for lev, copy, _ in self._c_levels:
+            _, val = copy.update(mats[lev], same_pattern=True)
+            cval[cvptr[lev]:cvptr[lev] + val.size] = val.ravel()
+        self._set_coarse_scalings()
 
     def _set_dm(self):
         _split_by_colour(self.dinv[: self.f_dm.shape[1]], self._colour, self.f_dm)
@@ -155,11 +201,11 @@ class _Packed:
                 self.p_ptr, self.p_idx, self.p_dat, self.ppo, self.pao,
                 self.r_ptr, self.r_idx, self.r_dat, self.rpo, self.rao,
                 self.dinv, self.lo, self.up, self.cinv, self.xw, self.bw, self.rw,
-                self.f_off, self.f_val, self.f_dm, self.tt)
+                self.f_off, self.f_val, self.f_dm, self.tt, self.cl)
 
     @property
     def nbytes(self):
-        arrays = [a for a in self.args() if not isinstance(a, tuple)] + list(self.tt)
+        arrays = [a for a in self.args() if not isinstance(a, tuple)] + list(self.tt) + list(self.cl)
         return sum(a.nbytes for a in arrays if hasattr(a, "nbytes"))
 
 
@@ -400,10 +446,8 @@ class AMG(Preconditioner):
         state.setdefault("_coarse", None)  # pickled before kind="grid" existed
         state.setdefault("_axes", None)
         self.__dict__.update(state)
-        if not hasattr(self._packed, "tt"):
-            from .grid import no_tensor_transfers
-
-            self._packed.tt = no_tensor_transfers(self._packed.xw.dtype)
+        if not hasattr(self._packed, "tt") or not hasattr(self._packed, "cl"):  # pickled by an older version
+            self._pack_levels()
         # krylovlab's cycle solves the coarsest level with a pseudo-inverse; pyamg's ml.solve gets the same
         self.ml.coarse_solver = coarse_grid_solver("pinv")
         self._set_smoothers()

@@ -349,6 +349,7 @@ class FastGalerkin:
         if not _reciprocal_diagonals([A.data] + [m.data for m in self.mats[1:]], self.diag, pk.dinv):
             raise ArithmeticError("FastGalerkin.update: a level lost its positive diagonal")
         pk.refresh_fine(A)  # the finest level's diagonal storage and red–black scalings
+        pk.refresh_coarse(self.mats)  # the same for coarse levels with red–black sweeps
         pk.cinv[:] = _pinv(self.mats[-1].toarray(), self.symmetric).ravel()
         amg.ml.levels[0].A = A
         self.mats[0] = A

@@ -21,6 +21,9 @@ every level without returning to Python:
 * ``f_dm``                        2 × n_0: 1/a_ii on the rows of colour c (red 0,
   black 1) of a two-colouring of A_0's graph, zero elsewhere; no columns when
   A_0 has none (red–black sweeps then fall back to lexicographic ones)
+* ``cl``                          coarse levels with red–black sweeps too (banded, two
+  colours): their diagonals, values and scalings, ``(offsets, offset starts,
+  values, value starts, scalings)`` (see `krylovlab.amg.precond._Packed`)
 * ``tt``                          transfers of a grid hierarchy as tensor products of
   one-dimensional ones, ``(dims, off, col, wt, buf)`` (`tensor_transfers`), or
   with an empty ``dims`` (then P_l and R_l are applied from CSR)
@@ -452,10 +455,20 @@ def _tensor_restrict(tt, lev, r, bc):
         cur[a] = n_c
 
 
+@nb.njit(**_jit)
+def _coarse_rb_level(cl, lev, n, vo):
+    """Level ``lev``'s diagonals, values (diagonals × n) and red–black scalings (2 × n) from ``cl``."""
+    offs, optr, vals, vptr, scal = cl
+    o0, o1 = optr[lev], optr[lev + 1]
+    v0 = vptr[lev]
+    return (offs[o0:o1], vals[v0:v0 + (o1 - o0) * n].reshape((o1 - o0, n)),
+            scal[2 * vo:2 * vo + 2 * n].reshape((2, n)))
+
+
 # -------------------------------------------------------------------- V-cycle
 @nb.njit(**_jit)
 def vcycle(nl, vo, a_ptr, a_idx, a_dat, po, ao, p_ptr, p_idx, p_dat, ppo, pao,
-           r_ptr, r_idx, r_dat, rpo, rao, dinv, lo, up, cinv, xw, bw, rw, f_off, f_val, f_dm, tt,
+           r_ptr, r_idx, r_dat, rpo, rao, dinv, lo, up, cinv, xw, bw, rw, f_off, f_val, f_dm, tt, cl,
            kind, sweep, pre, post, omega, b, x, threshold):
     """One V-cycle for A x = b from x = 0: x ← B b (B the multigrid operator).
 
@@ -486,6 +499,11 @@ def vcycle(nl, vo, a_ptr, a_idx, a_dat, po, ao, p_ptr, p_idx, p_dat, ppo, pao,
                 _dia_residual_parallel(f_off, f_val, xl, bl, rl)
             else:
                 _dia_residual_serial(f_off, f_val, xl, bl, rl)
+        elif lev > 0 and rb and cl[1][lev + 1] > cl[1][lev]:
+            # the same on a coarse level with diagonals and two colours (r as scratch until it is formed)
+            c_off, c_val, c_dm = _coarse_rb_level(cl, lev, n, vo[lev])
+            _rb_symmetric(c_off, c_val, c_dm, xl, bl, rl, pre, True, par)
+            _dia_residual_serial(c_off, c_val, xl, bl, rl)
         elif kind == GAUSS_SEIDEL and lex_symmetric and pre > 0:
             lol = lo[vo[lev]: vo[lev] + n]
             upl = up[vo[lev]: vo[lev] + n]
@@ -550,6 +568,9 @@ def vcycle(nl, vo, a_ptr, a_idx, a_dat, po, ao, p_ptr, p_idx, p_dat, ppo, pao,
         # x ← S_post(x, b)
         if lev == 0 and rb:
             _rb_symmetric(f_off, f_val, f_dm, xl, bl, bw[:n], post, False, par)
+        elif lev > 0 and rb and cl[1][lev + 1] > cl[1][lev]:
+            c_off, c_val, c_dm = _coarse_rb_level(cl, lev, n, vo[lev])
+            _rb_symmetric(c_off, c_val, c_dm, xl, bl, rl, post, False, par)
         elif kind == GAUSS_SEIDEL and lex_symmetric:
             lol = lo[vo[lev]: vo[lev] + n]
             upl = up[vo[lev]: vo[lev] + n]
@@ -591,21 +612,21 @@ def _copy_unless_none_impl(dst, src, buf):
 
 @nb.njit(**_jit)
 def _precondition(nl, vo, a_ptr, a_idx, a_dat, po, ao, p_ptr, p_idx, p_dat, ppo, pao,
-                  r_ptr, r_idx, r_dat, rpo, rao, dinv, lo, up, cinv, xw, bw, rw, f_off, f_val, f_dm, tt,
+                  r_ptr, r_idx, r_dat, rpo, rao, dinv, lo, up, cinv, xw, bw, rw, f_off, f_val, f_dm, tt, cl,
                   kind, sweep, pre, post, omega, r, z, rc, zc, threshold):
     """z ← B r, through the cycle-precision vectors ``rc, zc`` unless they are None."""
     rin = _cycle_vector(r, rc)
     zout = _cycle_vector(z, zc)
     _copy_unless_none(rin, r, rc)  # rc ← r
     vcycle(nl, vo, a_ptr, a_idx, a_dat, po, ao, p_ptr, p_idx, p_dat, ppo, pao,
-           r_ptr, r_idx, r_dat, rpo, rao, dinv, lo, up, cinv, xw, bw, rw, f_off, f_val, f_dm, tt,
+           r_ptr, r_idx, r_dat, rpo, rao, dinv, lo, up, cinv, xw, bw, rw, f_off, f_val, f_dm, tt, cl,
            kind, sweep, pre, post, omega, rin, zout, threshold)
     _copy_unless_none(z, zout, zc)  # z ← zc
 
 
 @nb.njit(**_jit)
 def amg_pcg(nl, vo, a_ptr, a_idx, a_dat, po, ao, p_ptr, p_idx, p_dat, ppo, pao,
-            r_ptr, r_idx, r_dat, rpo, rao, dinv, lo, up, cinv, xw, bw, rw, f_off, f_val, f_dm, tt,
+            r_ptr, r_idx, r_dat, rpo, rao, dinv, lo, up, cinv, xw, bw, rw, f_off, f_val, f_dm, tt, cl,
             kind, sweep, pre, post, omega, threshold,
             o_ptr, o_idx, o_dat, o_off, o_val, rc, zc,
             b, x, tol, maxiter, hist, x0_nonzero):
@@ -645,7 +666,7 @@ def amg_pcg(nl, vo, a_ptr, a_idx, a_dat, po, ao, p_ptr, p_idx, p_dat, ppo, pao,
         return 0, _RTOL, rn, nmv, nprec
     # z ← B r;  ρ ← rᵀ z
     _precondition(nl, vo, a_ptr, a_idx, a_dat, po, ao, p_ptr, p_idx, p_dat, ppo, pao,
-                  r_ptr, r_idx, r_dat, rpo, rao, dinv, lo, up, cinv, xw, bw, rw, f_off, f_val, f_dm, tt,
+                  r_ptr, r_idx, r_dat, rpo, rao, dinv, lo, up, cinv, xw, bw, rw, f_off, f_val, f_dm, tt, cl,
                   kind, sweep, pre, post, omega, r, z, rc, zc, threshold)
     nprec += 1
     rho = dot_parallel(r, z) if par else dot_serial(r, z)
@@ -680,7 +701,7 @@ def amg_pcg(nl, vo, a_ptr, a_idx, a_dat, po, ao, p_ptr, p_idx, p_dat, ppo, pao,
             return it, _RTOL, rn, nmv, nprec
         # z ← B r
         _precondition(nl, vo, a_ptr, a_idx, a_dat, po, ao, p_ptr, p_idx, p_dat, ppo, pao,
-                      r_ptr, r_idx, r_dat, rpo, rao, dinv, lo, up, cinv, xw, bw, rw, f_off, f_val, f_dm, tt,
+                      r_ptr, r_idx, r_dat, rpo, rao, dinv, lo, up, cinv, xw, bw, rw, f_off, f_val, f_dm, tt, cl,
                       kind, sweep, pre, post, omega, r, z, rc, zc, threshold)
         nprec += 1
         rho_new = dot_parallel(r, z) if par else dot_serial(r, z)
