@@ -8,7 +8,8 @@ rtol = 1e-8, x0 = 0, one system after the other.
 Compared in one run, on the same matrices:
 krylovlab GCRO-DR(40, 20) carrying its recycle space (harmonic Ritz, the
 default, and ``ritz="standard"``; each also with the recycle space refreshed
-after every third cycle only, ``update_every=3``), GMRES-DR(40, 20) (no carry-over),
+after every third cycle only, ``update_every=3``, and standard Ritz
+every fourth), GMRES-DR(40, 20) (no carry-over),
 GMRES(40), RCG; scipy gmres(restart=40), scipy gcrotmk(m=40,
 k=20) with its ``CU`` carried (``discard_C=True``), scipy cg, krylovlab CG,
 pyamg smoothed-aggregation PCG and scipy ``splu`` per system.  Each with no
@@ -230,6 +231,9 @@ def sequence_case(s, N, pre, repeat, out, with_gmres=True):
             lambda: GCRODR(krylov_dim=40, recycle_dim=20, rtol=RTOL, update_every=3), pre), mats, bs, repeat, False),
         measure("krylovlab GCRO-DR(40,20) carried, standard Ritz, update every 3rd cycle", kl_solver(
             lambda: GCRODR(krylov_dim=40, recycle_dim=20, rtol=RTOL, ritz="standard", update_every=3), pre),
+            mats, bs, repeat, False),
+        measure("krylovlab GCRO-DR(40,20) carried, standard Ritz, update every 4th cycle", kl_solver(
+            lambda: GCRODR(krylov_dim=40, recycle_dim=20, rtol=RTOL, ritz="standard", update_every=4), pre),
             mats, bs, repeat, False),
         measure("krylovlab GMRES-DR(40,20) fresh", kl_solver(
             lambda: GMRESDR(krylov_dim=40, recycle_dim=20, rtol=RTOL), pre), mats, bs, repeat, False),
