@@ -146,10 +146,23 @@ class _Packed:
             vptr.append(vptr[-1] + (val.size if colour is not None else 0))
         optr += [optr[-1]] * (L + 1 - len(optr))
         vptr += [vptr[-1]] * (L + 1 - len(vptr))
-        self.cl = (np.concatenate(offs) if offs else np.zeros(0, np.int64), np.asarray(optr, dtype=np.int64),
-                   np.concatenate(vals).astype(dtype) if vals else np.zeros(0, dtype), np.asarray(vptr, dtype=np.int64),
-                   scal)
+        cval = np.concatenate(vals).astype(dtype) if vals else np.zeros(0, dtype)
+        self.cl = (np.concatenate(offs) if offs else np.zeros(0, np.int64), np.asarray(optr, dtype=np.int64), cval,
+                   np.asarray(vptr, dtype=np.int64), scal)
+        self._bind_coarse_views()
         self._set_coarse_scalings()
+
+    def _bind_coarse_views(self):
+        """Each coarse level's diagonal copy gathers new values straight into the packed array."""
+        cval, vptr = self.cl[2], self.cl[3]
+        for lev, copy, _ in self._c_levels:
+            copy.val = cval[vptr[lev]:vptr[lev + 1]].reshape(copy.val.shape)
+
+    def __setstate__(self, state):
+        """Unpickled: the copies' views into the packed values became arrays of their own; bind them again."""
+        self.__dict__.update(state)
+        if hasattr(self, "cl"):
+            self._bind_coarse_views()
 
     def _set_coarse_scalings(self):
         for lev, _, colour in self._c_levels:
@@ -159,10 +172,8 @@ class _Packed:
     def refresh_coarse(self, mats):
         """After the coarse levels' values (and `dinv`) changed, patterns unchanged: refill their diagonals
         and red–black scalings (``mats[l]``: level l's matrix)."""
-        _, _, cval, cvptr, _ = self.cl
         for lev, copy, _ in self._c_levels:
-            _, val = copy.update(mats[lev], same_pattern=True)
-            cval[cvptr[lev]:cvptr[lev] + val.size] = val.ravel()
+            copy.update(mats[lev], same_pattern=True)  # into its view of the packed values
         self._set_coarse_scalings()
 
     def _set_dm(self):

@@ -190,24 +190,21 @@ def _greedy(features):
 
 # ------------------------------------------------------------------------------- one shard
 def run_shard(family_config: dict, seed: int, indices, solver: str, rtol: float, target: str,
-              reference_index: int | None = None, samples: dict | None = None, keep: dict | None = None,
-              with_arrays: bool = False):
+              reference_index: int | None = None, samples: dict | None = None, with_arrays: bool = False):
     """Solve samples ``indices`` (in this order) and write them atomically to ``target``.
 
     Runs in the driver or on a Dask worker; depends only on its arguments.
     ``reference_index`` (the first sample of the solving order) is the sample
     whose matrix strategies with a costly setup build it on, once per process.
     ``samples`` optionally maps sample indices to their already drawn
-    parameters (the same values ``fam.sample`` would draw again).  ``keep``,
-    when given, receives the shard's arrays (a local run merges them without
-    reading the file back).  Returns ``target``, or ``(target, arrays)`` with
-    ``with_arrays`` (Dask workers in the driver's process hand their arrays
-    over the same way).
+    parameters (the same values ``fam.sample`` would draw again).  Returns
+    ``target``, or ``(target, arrays)`` with ``with_arrays``: a run in the
+    driver's process (locally, or on Dask worker threads) merges the arrays
+    without reading the file back.
     """
-    keep = {} if with_arrays and keep is None else keep
     with single_threaded():
-        target = _run_shard(family_config, seed, indices, solver, rtol, target, reference_index, samples, keep)
-    return (target, keep) if with_arrays else target
+        arrays = _run_shard(family_config, seed, indices, solver, rtol, target, reference_index, samples)
+    return (target, arrays) if with_arrays else target
 
 
 _BLAS_LOCK = threading.Lock()
@@ -268,7 +265,8 @@ def _reference(fam, seed, index):
     return key, lambda: fam.assemble(fam.sample(sample_rng(seed, index)))[0]
 
 
-def _run_shard(family_config, seed, indices, solver, rtol, target, reference_index=None, samples=None, keep=None):
+def _run_shard(family_config, seed, indices, solver, rtol, target, reference_index=None, samples=None):
+    """Solve and write the shard; returns its arrays."""
     fam = _family(family_config)
     strat = strategies.make(solver, fam, rtol, _reference(fam, seed, reference_index))
     try:
@@ -276,9 +274,7 @@ def _run_shard(family_config, seed, indices, solver, rtol, target, reference_ind
     finally:
         strat.close()
     storage.write_npz(Path(target), arrays, sync=False)  # trusted only once read back whole (`_shard_ok`)
-    if keep is not None:
-        keep.update(arrays)
-    return target
+    return arrays
 
 
 def _solve_samples(fam, strat, seed, indices, solver, rtol, samples):
@@ -594,9 +590,8 @@ def _generate(fam, n_samples, out, seed, solver, rtol, order, shard_size, worker
         if todo:
             if workers is None and scheduler is None:
                 for k in todo:
-                    arrays = {}
-                    run_shard(*args, plan["shards"][k], plan["solver"], rtol, str(shard_files[k]), ref, samples=drawn,
-                              keep=arrays)
+                    _, arrays = run_shard(*args, plan["shards"][k], plan["solver"], rtol, str(shard_files[k]), ref,
+                                          samples=drawn, with_arrays=True)
                     merge.add(shard_files[k], arrays=arrays)  # what was just written: no need to read it back
             else:
                 compile_seconds += _run_dask(args, plan, rtol, shard_files, todo, connection, merge.add, ref)

@@ -222,3 +222,23 @@ def test_red_black_on_coarse_grid_levels_matches_a_reference_cycle(monkeypatch):
     Mfull = np.column_stack([M.apply(e) for e in np.eye(A.shape[0])])  # the operator, column by column
     np.testing.assert_allclose(Mfull, Mfull.T, atol=1e-10 * np.abs(Mfull).max())
     assert np.linalg.eigvalsh((Mfull + Mfull.T) / 2).min() > 0
+
+
+def test_coarse_red_black_copies_survive_pickling(monkeypatch):
+    """A pickled copy of a grid hierarchy with coarse red–black levels (what datagen's pool hands a second
+    worker thread) follows a new matrix exactly as the original does."""
+    from krylovlab.amg import precond
+    from krylovlab.datagen._galerkin import FastGalerkin
+
+    monkeypatch.setattr(precond, "_DIA_MIN_ROWS", 50)
+    monkeypatch.setattr(precond, "_COARSE_RB_MIN_ROWS", 20)
+    (A0, _), (A1, _) = darcy(12, 3, 0), darcy(12, 3, 1)
+    original = FastGalerkin(AMG(A0, "grid", grid=(12,) * 3, sweep="red-black"), symmetric=True)
+    assert original.amg._packed._c_levels
+    copy = pickle.loads(pickle.dumps(original))
+    for fast in (original, copy):
+        fast.update(A1)
+    r = np.random.default_rng(2).standard_normal(A1.shape[0])
+    np.testing.assert_array_equal(copy.amg.apply(r), original.amg.apply(r))
+    fresh = AMG(A1, "grid", grid=(12,) * 3, sweep="red-black")
+    np.testing.assert_allclose(copy.amg.apply(r), fresh.apply(r), rtol=1e-10, atol=1e-12 * np.abs(fresh.apply(r)).max())
