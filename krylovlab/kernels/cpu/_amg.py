@@ -420,13 +420,10 @@ def _tensor_prolong_add(tt, lev, xc, x):
         if n_f == n_c:
             continue
         outer, inner = _around(cur, a)
-        if a == last:
-            _interp_axis(src, x, outer, n_c, n_f, inner, col, wt, off[lev, a], True)
-        else:
-            dst = buf[k % 2]
-            _interp_axis(src, dst, outer, n_c, n_f, inner, col, wt, off[lev, a], False)
-            src = dst
-            k += 1
+        dst = x if a == last else buf[k % 2]  # the last pass adds into x
+        _interp_axis(src, dst, outer, n_c, n_f, inner, col, wt, off[lev, a], a == last)
+        src = dst
+        k += 1
         cur[a] = n_f
 
 
