@@ -159,6 +159,7 @@ def test_dask_local_cluster_matches_local_run(tmp_path, solver, grid):
     (lambda p: datagen.generate("darcy", 0, p / "x.h5", progress=False), ValueError, "n_samples"),
     (lambda p: datagen.generate("darcy", 3, p / "x.h5", solver="magic", progress=False), ValueError, "solver"),
     (lambda p: datagen.generate("convdiff", 3, p / "x.h5", solver="cg", progress=False), ValueError, "solver"),
+    (lambda p: datagen.generate("convdiff", 3, p / "x.h5", solver="gmg-cg", progress=False), ValueError, "solver"),
 ])
 def test_bad_arguments_touch_nothing(tmp_path, call, exc, match):
     with pytest.raises(exc, match=match):
