@@ -69,7 +69,7 @@ from .._result import Status
 from ..backend import get_backend
 from .._solver import Outcome, Problem, Solver
 from ..kernels import cpu
-from ._common import blas_single_thread, check_dim
+from ._common import blas_single_thread, check_dim, check_space
 
 __all__ = ["GCRODR", "GMRESDR", "gcrodr"]
 
@@ -215,19 +215,7 @@ class GCRODR(Solver):
         the space by harmonic (or standard) Ritz vectors as usual.
         """
         xp = get_backend(U).xp  # the space stays where it is: device solves use it there
-        U = xp.asarray(U)
-        if U.ndim == 1:
-            U = U[:, None]
-        if U.ndim != 2 or U.shape[1] == 0:
-            raise ValueError(f"U must be a non-empty n × j array, got shape {U.shape}")
-        if U.shape[1] > self.recycle_dim:
-            raise ValueError(f"U has {U.shape[1]} columns, more than recycle_dim = {self.recycle_dim}")
-        if self.A is not None and U.shape[0] != self.A.n:
-            raise ValueError(f"U has {U.shape[0]} rows, the operator has {self.A.n}")
-        if U.dtype.kind not in "fc":
-            raise TypeError(f"U must be a float or complex array, got dtype {U.dtype}")
-        if not bool(xp.all(xp.isfinite(U))):
-            raise ValueError("U contains NaN or Inf")
+        U = check_space(U, xp, self.recycle_dim, None if self.A is None else self.A.n)
         self._reset_state()
         self._U = xp.ascontiguousarray(U.T)
 

@@ -55,7 +55,7 @@ import scipy.linalg as sla
 from .._result import Status
 from .._solver import Outcome, Problem, Solver
 from ..kernels import cpu
-from ._common import blas_single_thread, check_dim
+from ._common import blas_single_thread, check_dim, check_space
 
 __all__ = ["RCG"]
 
@@ -171,6 +171,20 @@ class RCG(Solver):
     def ritz_values(self):
         """Ritz values of (A, M⁻¹) for the columns of W, or None."""
         return None if self._ritz is None else self._ritz.copy()
+
+    def set_deflation_space(self, W) -> None:
+        """Deflate with the columns of W (n × j, j ≤ ``recycle_dim``) from the next solve on.
+
+        For a space known in advance (eigenvectors of a nearby operator, a
+        space saved from another run), as `GCRODR.set_recycle_space`.  The
+        next solve forms A W (j matvecs) and A-orthonormalises W, dropping
+        directions of non-positive or negligible curvature.  While the
+        learning budget (``learn_solves``) lasts, later solves refine the
+        space as usual; with ``learn_solves=0`` it is kept as given.
+        """
+        W = check_space(W, np, self.recycle_dim, None if self.A is None else self.A.n, name="W")
+        self._reset_state()
+        self._W = np.ascontiguousarray(W.T)
 
     def __getstate__(self):
         state = self.__dict__.copy()

@@ -85,6 +85,33 @@ def test_rcg_same_operator_reuses_AW_and_aw_is_exact():
     assert r.extras["recomputed_AW"] is False and r.converged
 
 
+def test_rcg_set_deflation_space_deflates_from_the_first_solve():
+    """Exact eigenvectors of the smallest eigenvalues, given up front: the first solve already takes fewer
+    matvecs than CG (the j matvecs for A W included); with learn_solves=0 the space is kept as given."""
+    A = poisson((24, 24)).tocsr()
+    b = np.random.default_rng(3).standard_normal(A.shape[0])
+    _, vecs = np.linalg.eigh(A.toarray())
+    cg = CG(A, rtol=1e-9).solve(b)
+    s = RCG(A, recycle_dim=8, learn_solves=0, rtol=1e-9)
+    s.set_deflation_space(vecs[:, :8])
+    res = s.solve(b)
+    assert res.converged and res.extras["recomputed_AW"] and true_rel(A, b, res.x) <= 1e-9
+    assert res.extras["recycle_dim"] == 8 and res.extras["harvests"] == 0
+    assert res.nmatvec < 0.8 * cg.nmatvec
+    # kept as given (up to the A-orthonormalisation), AW = A W
+    Q0, Q1 = np.linalg.qr(vecs[:, :8])[0], np.linalg.qr(s.W)[0]
+    np.testing.assert_allclose(np.linalg.svd(Q0.T @ Q1, compute_uv=False), 1.0, atol=1e-10)
+    np.testing.assert_allclose(s.AW, A @ s.W, atol=1e-10 * np.abs(s.AW).max())
+    # a single vector is accepted as one column; bad spaces are refused without touching the state
+    s.set_deflation_space(vecs[:, 0])
+    assert s.W.shape == (A.shape[0], 1)
+    for bad, err in [(vecs[:, :9], ValueError), (vecs[:5, :3], ValueError), (np.full((A.shape[0], 2), np.inf), ValueError),
+                     (np.ones((A.shape[0], 2), dtype=int), TypeError), (np.zeros((A.shape[0], 0)), ValueError)]:
+        with pytest.raises(err):
+            s.set_deflation_space(bad)
+    assert s.W.shape == (A.shape[0], 1)
+
+
 @pytest.mark.parametrize("kind", ["jacobi", "linop", "dense", "complex"])
 def test_rcg_paths(kind):
     A = spd_sequence(side=16, count=1)[0]
