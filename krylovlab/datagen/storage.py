@@ -53,8 +53,7 @@ def atomic_path(target: Path, sync: bool = True):
     try:
         yield Path(tmp)
         if sync:
-            with open(tmp, "rb+") as fh:
-                os.fsync(fh.fileno())
+            _fsync_file(tmp)
         os.replace(tmp, target)
     finally:
         if os.path.exists(tmp):
@@ -78,10 +77,14 @@ def write_json(target: Path, obj, sync: bool = True) -> None:
         Path(tmp).write_text(json.dumps(obj, indent=1, sort_keys=True))
 
 
-def fsync_path(path: Path) -> None:
-    """Flush a file, and the folder that names it, to disk."""
+def _fsync_file(path) -> None:
     with open(path, "rb") as fh:
         os.fsync(fh.fileno())
+
+
+def fsync_path(path: Path) -> None:
+    """Flush a file, and the folder that names it, to disk."""
+    _fsync_file(path)
     fd = os.open(Path(path).parent, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -208,8 +211,7 @@ class DatasetWriter:
                 self._file.close()
                 self._file = None
                 self._flusher.stop()
-                with open(self._tmp, "rb+") as fh:
-                    os.fsync(fh.fileno())
+                _fsync_file(self._tmp)
                 os.replace(self._tmp, self.target)
                 self._tmp = None
             else:
