@@ -747,16 +747,21 @@ def _run_dask(args, plan, rtol, shard_files, todo, connection, on_shard, referen
     # workers in this process hand their arrays over (no copy, no read-back of the file, which held the GIL
     # the workers need); a cluster elsewhere only names the files
     local = connection.local
-    futures = [client.submit(run_shard, *args, plan["shards"][k], plan["solver"], rtol, str(shard_files[k]),
-                             reference_index, with_arrays=local,
-                             key=f"krylovlab-shard-{k}-{shard_files[k].parent.name}", retries=3, pure=False)
-               for k in todo]
-    for fut in as_completed(futures):
+    done = as_completed([client.submit(run_shard, *args, plan["shards"][k], plan["solver"], rtol,
+                                       str(shard_files[k]), reference_index, with_arrays=local,
+                                       key=f"krylovlab-shard-{k}-{shard_files[k].parent.name}", retries=3, pure=False)
+                         for k in todo])
+    for fut in done:
+        result = fut.result()
+        # merged shards are released at once: a worker would otherwise keep every result it computed (a
+        # local run's arrays: the whole dataset) until the end, and Dask would solve again the finished shards
+        # of a worker lost later, to get back results nobody needs any more
+        fut.release()
         if local:
-            target, arrays = fut.result()
+            target, arrays = result
             on_shard(Path(target), arrays=arrays)
         else:
-            on_shard(Path(fut.result()))
+            on_shard(Path(result))
     return waited
 
 
