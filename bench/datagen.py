@@ -17,7 +17,10 @@ rtol 1e-8.  Every strategy assembles and solves the same seeded samples
   importing dask.distributed and starting the cluster (0.6 s, both holding
   the interpreter lock) are part of the run.  The same number of pairs run
   inside this process too, where the runs before have paid those; their
-  ratios are printed for comparison but flatter the workers;
+  ratios are printed for comparison but flatter the workers.  The fresh
+  pairs' solving phases (``Summary.solve_seconds``: from the first shard
+  handed out to the last one merged) are compared too: the scaling a longer
+  run approaches, once the fixed start-up costs no longer count;
 * for reference, 2 plain local ``generate`` processes started together, each
   on half the samples (its own seed), no Dask: what running two copies by
   hand gives.  Each pays its own interpreter start-up, imports, calibration
@@ -127,6 +130,7 @@ def run_datagen(name, fam, seed, count, tmp, **kw):
     t0 = time.perf_counter()
     s = datagen.generate(fam, count, out, seed=seed, progress=False, overwrite=True, **kw)
     return {"strategy": name, "seconds": time.perf_counter() - t0, "count": count, "warmup": s.warmup_seconds,
+            "solving": s.solve_seconds,
             "mean iters": s.mean_iterations, "max residual": s.max_residual, "chosen": s.solver}
 
 
@@ -137,8 +141,8 @@ from krylovlab.problems import get_family
 cfg, count, seed, rtol, out, workers = eval(sys.argv[1])
 fam = get_family(cfg.pop("family"), **cfg)
 t0 = time.perf_counter()
-datagen.generate(fam, count, out, seed=seed, rtol=rtol, progress=False, overwrite=True, workers=workers)
-print(time.perf_counter() - t0)
+s = datagen.generate(fam, count, out, seed=seed, rtol=rtol, progress=False, overwrite=True, workers=workers)
+print(time.perf_counter() - t0, s.solve_seconds)
 """
 
 
@@ -151,16 +155,19 @@ def _child(fam, count, seed, rtol, out, workers=None):
 
 
 def _seconds(proc):
+    """(the whole `generate` call, its solving phase) in seconds, as the child printed them."""
     out, _ = proc.communicate()
     if proc.returncode != 0:
         raise RuntimeError("a datagen child process failed")
-    return float(out.split()[-1])
+    total, solving = out.split()[-2:]
+    return float(total), float(solving)
 
 
 def fresh_pair(fam, n_samples, seed, rtol, workers, tmp):
     """``generate`` with 1 worker, then with ``workers``, each in a fresh process, as ``krylovlab datagen`` runs:
     the seconds of the two `generate` calls (interpreter start-up and imports left out; loading the kernels
-    from numba's cache and, with workers, importing dask.distributed and starting the cluster left in)."""
+    from numba's cache and, with workers, importing dask.distributed and starting the cluster left in), each as
+    ``(whole call, solving phase)``."""
     one = _seconds(_child(fam, n_samples, seed, rtol, Path(tmp) / "fresh1.h5"))
     many = _seconds(_child(fam, n_samples, seed, rtol, Path(tmp) / "fresh2.h5", workers))
     return one, many
@@ -218,6 +225,8 @@ def case(fam, n_samples, peer_samples, seed, rtol, workers, extra_pairs=2, fresh
             r["solve only (s)"] = r["solve seconds"] * n_samples / r["count"]
         if "warmup" in r:
             r["warm-up (s)"] = r["warmup"]
+        if r.get("solving"):
+            r["solving (s)"] = r["solving"] * n_samples / r["count"]
         if r["count"] != n_samples:
             r["strategy"] += " *"
     auto = next(r for r in rows if r["strategy"] == "krylovlab auto")
@@ -226,6 +235,11 @@ def case(fam, n_samples, peer_samples, seed, rtol, workers, extra_pairs=2, fresh
     for r in rows:
         r["auto speedup"] = r["total (s)"] / auto["total (s)"]
     return rows, auto, best_other, pairs, fresh
+
+
+def _ratios(runs):
+    return (", ".join(f"{one:.2f} s / {many:.2f} s = {one / many:.2f}x" for one, many in runs)
+            + f"; median {np.median([one / many for one, many in runs]):.2f}x")
 
 
 def main(argv=None):
@@ -253,8 +267,8 @@ def main(argv=None):
         else:
             p.error("--grids takes '2D,3D' sizes or one 3D size")
     text = [header("Data generation: Darcy, krylovlab datagen vs per-sample peers")]
-    cols = ["strategy", "chosen", "total (s)", "samples/s", "solve only (s)", "warm-up (s)", "mean iters",
-            "max residual", "auto speedup"]
+    cols = ["strategy", "chosen", "total (s)", "samples/s", "solve only (s)", "warm-up (s)", "solving (s)",
+            "mean iters", "max residual", "auto speedup"]
     for grid, dim in sizes:
         fam = Darcy(grid=grid, dim=dim)
         load0 = loadavg()
@@ -281,12 +295,13 @@ def main(argv=None):
                          f"including warm-up ({p['warm-up (s)']:.1f} s waiting for the cluster); "
                          f"{rest1 / rest:.2f}x without warm-up")
             for label, runs in (("in this process (kernels loaded and dask imported by the runs before)", pairs),
-                                ("in fresh processes, as `krylovlab datagen` runs (judged)", fresh)):
-                ratios = [one / many for one, many in runs]
+                                ("in fresh processes, as `krylovlab datagen` runs (judged)",
+                                 [(one[0], many[0]) for one, many in fresh])):
                 block.append(f"{args.workers} workers vs 1, whole `generate` calls in {len(runs)} back-to-back pairs "
-                             f"{label}: "
-                             + ", ".join(f"{one:.2f} s / {many:.2f} s = {one / many:.2f}x" for one, many in runs)
-                             + f"; median {np.median(ratios):.2f}x (target >= 1.3x)")
+                             f"{label}: " + _ratios(runs) + " (target >= 1.3x)")
+            block.append(f"{args.workers} workers vs 1, the same fresh pairs' solving phases (first shard handed out "
+                         "to last shard merged; no imports, calibration or cluster start): "
+                         + _ratios([(one[1], many[1]) for one, many in fresh]))
             ref = next((r for r in rows if r["strategy"].startswith("reference")), None)
             if ref is not None:
                 block.append(f"for reference, {args.workers} independent local runs together give "

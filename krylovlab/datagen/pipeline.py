@@ -55,16 +55,27 @@ class Summary:
     calibration: dict
     baseline: dict
     resumed_shards: int = 0
+    #: samples in the resumed shards (not solved by this call)
+    resumed_samples: int = 0
     #: one-time cost inside ``seconds``: compiling kernels (numba JIT) and importing solvers in this
     #: process, and with Dask, waiting for the cluster to come up after the calibration (the workers'
     #: own start-up inside their first shard is not separated out)
     warmup_seconds: float = 0.0
     #: Dask workers started (0: solved in this process; -1: an existing cluster's)
     workers: int = 0
+    #: the solving phase: from the first shard handed out (locally, or to the Dask workers once the
+    #: cluster is up) until the last one is merged; no imports, calibration, cluster start or final commit
+    solve_seconds: float = 0.0
 
     @property
     def samples_per_second(self) -> float:
         return self.n_samples / self.seconds if self.seconds > 0 else math.inf
+
+    @property
+    def solve_rate(self) -> float:
+        """Samples per second while solving (`solve_seconds`): the rate a longer run approaches."""
+        solved = self.n_samples - self.resumed_samples
+        return solved / self.solve_seconds if self.solve_seconds > 0 else math.nan
 
     @property
     def speedup(self) -> float | None:
@@ -77,8 +88,9 @@ class Summary:
     def report(self) -> str:
         lines = [
             f"wrote {self.n_samples} samples to {self.path}",
-            f"solver: {self.solver}   time: {self.seconds:.2f} s   {self.samples_per_second:.1f} samples/s   "
-            f"mean iterations: {self.mean_iterations:.1f}   max relative residual: {self.max_residual:.2e}",
+            f"solver: {self.solver}   time: {self.seconds:.2f} s   {self.samples_per_second:.1f} samples/s"
+            + (f" ({self.solve_rate:.1f} while solving)" if self.solve_seconds > 0 else "")
+            + f"   mean iterations: {self.mean_iterations:.1f}   max relative residual: {self.max_residual:.2e}",
         ]
         if self.calibration:
             cal = ", ".join(f"{k} {v * 1e3:.1f} ms" for k, v in sorted(self.calibration.items(), key=lambda kv: kv[1]))
@@ -587,14 +599,18 @@ def _generate(fam, n_samples, out, seed, solver, rtol, order, shard_size, worker
     try:
         for k in done:
             merge.add(shard_files[k], resumed=True)
+        solve_seconds = 0.0
         if todo:
             if workers is None and scheduler is None:
+                solve_start = time.perf_counter()
                 for k in todo:
                     _, arrays = run_shard(*args, plan["shards"][k], plan["solver"], rtol, str(shard_files[k]), ref,
                                           samples=drawn, with_arrays=True)
                     merge.add(shard_files[k], arrays=arrays)  # what was just written: no need to read it back
             else:
-                compile_seconds += _run_dask(args, plan, rtol, shard_files, todo, connection, merge.add, ref)
+                waited, solve_start = _run_dask(args, plan, rtol, shard_files, todo, connection, merge.add, ref)
+                compile_seconds += waited
+            solve_seconds = time.perf_counter() - solve_start
         if connection is not None:
             connection.close_in_background()  # shutting the cluster down overlaps the commit
         if syncing is not None:
@@ -611,6 +627,8 @@ def _generate(fam, n_samples, out, seed, solver, rtol, order, shard_size, worker
             bar.close()
     summary.seconds = time.perf_counter() - t_start  # the merge included
     summary.resumed_shards = len(done)
+    summary.resumed_samples = sum(len(plan["shards"][k]) for k in done)
+    summary.solve_seconds = solve_seconds
     summary.warmup_seconds = compile_seconds
     summary.workers = 0 if workers is None and scheduler is None else (workers or -1)
     shutil.rmtree(work, ignore_errors=True)
@@ -737,13 +755,15 @@ def _run_dask(args, plan, rtol, shard_files, todo, connection, on_shard, referen
     and builds its per-process setup (an AMG hierarchy) in its first shard
     (earlier versions ran a warm-up task on every worker first: a barrier
     that measured no faster).  Returns the seconds spent waiting for the
-    cluster after the calibration.  ``on_shard(path)`` is called in the
-    driver for every shard as it completes.
+    cluster after the calibration and the moment the shards were submitted.
+    ``on_shard(path)`` is called in the driver for every shard as it
+    completes.
     """
     as_completed = _dask().as_completed
     t0 = time.perf_counter()
     client = connection.client
-    waited = time.perf_counter() - t0
+    submitted = time.perf_counter()
+    waited = submitted - t0
     # workers in this process hand their arrays over (no copy, no read-back of the file, which held the GIL
     # the workers need); a cluster elsewhere only names the files
     local = connection.local
@@ -762,7 +782,7 @@ def _run_dask(args, plan, rtol, shard_files, todo, connection, on_shard, referen
             on_shard(Path(target), arrays=arrays)
         else:
             on_shard(Path(result))
-    return waited
+    return waited, submitted
 
 
 class _Merge:

@@ -56,6 +56,9 @@ def test_generate_stores_converged_samples(tmp_path, suffix, solver):
         assert summary.solver == solver
     assert summary.max_residual <= 1e-8
     assert "samples/s" in summary.report()
+    # the solving phase is part of the call, and its rate counts every sample
+    assert 0 < summary.solve_seconds < summary.seconds
+    assert summary.solve_rate == pytest.approx(7 / summary.solve_seconds)
 
 
 @pytest.mark.parametrize("family, solver", [("convdiff", "gmres"), ("helmholtz", "direct"), ("poisson", "cg"),
@@ -90,6 +93,9 @@ def test_resume_after_interruption_is_identical(tmp_path, monkeypatch):
     monkeypatch.setattr(datagen.pipeline, "run_shard", real)
     summary = datagen.generate("darcy", 10, out, solver="cg", **SMALL)
     assert summary.resumed_shards == 2
+    shards = datagen.load(out)["meta"]["shard_size"]
+    assert summary.resumed_samples == 2 * shards  # the rate while solving counts only the samples solved now
+    assert summary.solve_rate == pytest.approx((10 - 2 * shards) / summary.solve_seconds)
     _assert_same(datagen.load(ref), datagen.load(out))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ref.h5", "run.h5"]
 
@@ -146,6 +152,7 @@ def test_dask_local_cluster_matches_local_run(tmp_path, solver, grid):
     strategies.clear_shared()
     summary = datagen.generate("darcy", 8, dist, solver=solver, workers=2, **options)
     assert summary.warmup_seconds > 0  # waiting for the cluster is reported
+    assert 0 < summary.solve_seconds < summary.seconds - summary.warmup_seconds
     assert summary.workers == 2
     _assert_same(datagen.load(local), datagen.load(dist), exact=True)
     _check_dataset(dist, 8, grid=grid)
