@@ -202,7 +202,8 @@ def _greedy(features):
 
 # ------------------------------------------------------------------------------- one shard
 def run_shard(family_config: dict, seed: int, indices, solver: str, rtol: float, target: str,
-              reference_index: int | None = None, samples: dict | None = None, with_arrays: bool = False):
+              reference_index: int | None = None, samples: dict | None = None, with_arrays: bool = False,
+              write: bool = True):
     """Solve samples ``indices`` (in this order) and write them atomically to ``target``.
 
     Runs in the driver or on a Dask worker; depends only on its arguments.
@@ -212,10 +213,13 @@ def run_shard(family_config: dict, seed: int, indices, solver: str, rtol: float,
     parameters (the same values ``fam.sample`` would draw again).  Returns
     ``target``, or ``(target, arrays)`` with ``with_arrays``: a run in the
     driver's process (locally, or on Dask worker threads) merges the arrays
-    without reading the file back.
+    without reading the file back.  ``write=False`` leaves writing the file
+    to the caller (a local run writes it on another thread, `_solve_locally`).
     """
     with single_threaded():
         arrays = _run_shard(family_config, seed, indices, solver, rtol, target, reference_index, samples)
+    if write:
+        storage.write_npz(Path(target), arrays, sync=False)  # trusted only once read back whole (`_shard_ok`)
     return (target, arrays) if with_arrays else target
 
 
@@ -278,14 +282,13 @@ def _reference(fam, seed, index):
 
 
 def _run_shard(family_config, seed, indices, solver, rtol, target, reference_index=None, samples=None):
-    """Solve and write the shard; returns its arrays."""
+    """Solve the shard; returns its arrays."""
     fam = _family(family_config)
     strat = strategies.make(solver, fam, rtol, _reference(fam, seed, reference_index))
     try:
         arrays = _solve_samples(fam, strat, seed, indices, solver, rtol, samples or {})
     finally:
         strat.close()
-    storage.write_npz(Path(target), arrays, sync=False)  # trusted only once read back whole (`_shard_ok`)
     return arrays
 
 
@@ -603,10 +606,7 @@ def _generate(fam, n_samples, out, seed, solver, rtol, order, shard_size, worker
         if todo:
             if workers is None and scheduler is None:
                 solve_start = time.perf_counter()
-                for k in todo:
-                    _, arrays = run_shard(*args, plan["shards"][k], plan["solver"], rtol, str(shard_files[k]), ref,
-                                          samples=drawn, with_arrays=True)
-                    merge.add(shard_files[k], arrays=arrays)  # what was just written: no need to read it back
+                _solve_locally(args, plan, rtol, shard_files, todo, ref, drawn, merge)
             else:
                 waited, solve_start = _run_dask(args, plan, rtol, shard_files, todo, connection, merge.add, ref)
                 compile_seconds += waited
@@ -633,6 +633,36 @@ def _generate(fam, n_samples, out, seed, solver, rtol, order, shard_size, worker
     summary.workers = 0 if workers is None and scheduler is None else (workers or -1)
     shutil.rmtree(work, ignore_errors=True)
     return summary
+
+
+def _solve_locally(args, plan, rtol, shard_files, todo, reference_index, drawn, merge):
+    """Solve the shards in this thread, one after the other; each shard's file is written and merged on a
+    second thread while the next shard is solved.
+
+    A local run solves on one core and leaves the other idle; writing a
+    shard (3D Darcy 32³, 25 samples: 14 MB, 27 ms with the zip checksums)
+    and merging it into the dataset (15 ms) were 8 % of its time.  At most one
+    solved shard waits to be stored, so memory stays at two shards' arrays.
+    A run stopped by an error or Ctrl-C still stores the shards it solved.
+    """
+    def store(k, arrays):
+        storage.write_npz(shard_files[k], arrays, sync=False)  # trusted only once read back whole (`_shard_ok`)
+        merge.add(shard_files[k], arrays=arrays)  # what was just written: no need to read it back
+
+    pending = []
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="krylovlab-store") as pool:
+        try:
+            for k in todo:
+                _, arrays = run_shard(*args, plan["shards"][k], plan["solver"], rtol, str(shard_files[k]),
+                                      reference_index, samples=drawn, with_arrays=True, write=False)
+                pending.append(pool.submit(store, k, arrays))
+                while len(pending) > 1:
+                    pending.pop(0).result()
+        except BaseException:
+            concurrent.futures.wait(pending)  # the shards solved so far still reach the disk
+            raise
+        for done in pending:
+            done.result()
 
 
 def default_shard_size(n_samples: int, most: int = 32) -> int:

@@ -112,6 +112,32 @@ def _assert_same(a, b, exact=True):
         np.testing.assert_allclose(a["solution"], b["solution"], rtol=1e-5, atol=1e-12)
 
 
+def test_failed_shard_write_is_raised(tmp_path, monkeypatch):
+    """A local run writes its shard files on a second thread: a failed write stops the run with that error,
+    leaves no dataset, and the shards stored stay for a rerun, which redoes the rest."""
+    real = datagen.storage.write_npz
+    calls = {"n": 0}
+
+    def failing(*args, **kw):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise OSError("disk full")
+        return real(*args, **kw)
+
+    monkeypatch.setattr(datagen.storage, "write_npz", failing)
+    out = tmp_path / "w.h5"
+    with pytest.raises(OSError, match="disk full"):
+        datagen.generate("darcy", 12, out, solver="cg", **SMALL)
+    assert not out.exists()
+    # the first shard was stored, the second was not; one solved meanwhile may have been stored after it
+    stored = sorted(p.name for p in (tmp_path / "w.h5.parts").glob("shard-*.npz"))
+    assert stored[0] == "shard-00000.npz" and "shard-00001.npz" not in stored and len(stored) <= 2
+    monkeypatch.setattr(datagen.storage, "write_npz", real)
+    summary = datagen.generate("darcy", 12, out, solver="cg", **SMALL)
+    assert summary.resumed_shards == len(stored)
+    _check_dataset(out, 12)
+
+
 def test_resume_after_kill_9(tmp_path):
     """A real SIGKILL in the middle of a run, then the same call again."""
     out = tmp_path / "k.npz"
