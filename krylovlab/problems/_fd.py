@@ -91,7 +91,7 @@ def diffusion(a_nodes: np.ndarray) -> sp.csr_matrix:
     h2 = np.array([(1.0 / (n + 1)) ** 2 for n in shape])
     (_fill_2d if dim == 2 else _fill_3d)(a, h2, data)
     A = sp.csr_matrix((data, indices.copy(), indptr.copy()), shape=(N, N))
-    A.has_sorted_indices = True
+    A.has_canonical_format = True  # sorted, no duplicates by construction (scipy's check: 0.2 ms at 32³)
     return A
 
 

@@ -40,9 +40,16 @@ def gaussian_random_field(shape, rng, *, alpha: float = 2.5, tau: float = 7.0) -
     if not (alpha > dim / 2 and tau > 0):
         raise ValueError("gaussian_random_field: need alpha > dim/2 and tau > 0")
     std = _half_spectrum_std(shape, float(alpha), float(tau))
-    xi = rng.standard_normal(std.shape) + 1j * rng.standard_normal(std.shape)
+    # coefficients std·(ξ + iη), ξ then η drawn whole; filled in place (the same values, bit for bit, as
+    # ``std * (ξ + 1j * η)`` without its three temporary complex arrays: 0.3 ms of a 3 ms sample at 34³)
+    c = np.empty(std.shape, dtype=np.complex128)
+    c.real = rng.standard_normal(std.shape)
+    c.imag = rng.standard_normal(std.shape)
+    c *= std
     # irfftn divides by N; multiplying by N makes the point variance grid-independent
-    return np.fft.irfftn(std * xi, s=shape, axes=tuple(range(dim))) * np.prod(shape)
+    g = np.fft.irfftn(c, s=shape, axes=tuple(range(dim)))
+    g *= np.prod(shape)
+    return g
 
 
 @functools.lru_cache(maxsize=32)
