@@ -641,8 +641,9 @@ def _solve_locally(args, plan, rtol, shard_files, todo, reference_index, drawn, 
 
     A local run solves on one core and leaves the other idle; writing a
     shard (3D Darcy 32³, 25 samples: 14 MB, 27 ms with the zip checksums)
-    and merging it into the dataset (15 ms) were 8 % of its time.  At most one
-    solved shard waits to be stored, so memory stays at two shards' arrays.
+    and merging it into the dataset (15 ms) were 8 % of its time.  The loop
+    does not run further ahead than one shard being stored and one waiting
+    (three shards' arrays in memory with the one being solved).
     A run stopped by an error or Ctrl-C still stores the shards it solved.
     """
     def store(k, arrays):
