@@ -559,7 +559,12 @@ def _generate(fam, n_samples, out, seed, solver, rtol, order, shard_size, worker
             raise FileExistsError(f"{work} holds unfinished work for different arguments; rerun those arguments "
                                   "to resume it, or pass overwrite=True (--overwrite)")
     if plan is None:
-        processes = workers if workers is not None else (2 if scheduler is not None else 1)
+        # processes that each build a strategy's shared setup (an AMG hierarchy): one for a local run and
+        # for the worker threads of a LocalCluster (a shard running beside the first takes an unpickled copy,
+        # 9 ms against a 130-190 ms build at 3D 32³), an unknown number (taken as 2) on an existing cluster.
+        # Counting the threads as processes spread amg-cg's setup over half the samples, which tipped 2D
+        # Darcy 128² to gmg-cg (10.9 against 8.4 iterations) on two workers and not on one.
+        processes = 2 if scheduler is not None else 1
         with single_threaded():  # timed as the shards will run
             calibration = (fam, seed, rtol, min(calibration_samples, n_samples), solver, min(shard_size, n_samples),
                            n_samples, processes)

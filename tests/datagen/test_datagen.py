@@ -165,11 +165,21 @@ def test_resume_after_kill_9(tmp_path):
 
 
 @pytest.mark.parametrize("solver, grid", [("cg", 8), ("amg-cg", 16)])
-def test_dask_local_cluster_matches_local_run(tmp_path, solver, grid):
+def test_dask_local_cluster_matches_local_run(tmp_path, solver, grid, monkeypatch):
     """The same dataset, bit for bit: with amg-cg, shards solved at the same time on the two worker threads
-    each take a hierarchy built from the same reference matrix, as the local run's shards do."""
+    each take a hierarchy built from the same reference matrix, as the local run's shards do.  The
+    calibration counts the worker threads as one process, as the local run is: they share its setup."""
     pytest.importorskip("dask.distributed")
     from krylovlab.datagen import strategies
+
+    real = datagen.pipeline._calibrate
+    processes = []
+
+    def calibrate(*args):
+        processes.append(args[-1])
+        return real(*args)
+
+    monkeypatch.setattr(datagen.pipeline, "_calibrate", calibrate)
 
     local, dist = tmp_path / "local.h5", tmp_path / "dist.h5"
     options = {**SMALL, "grid": grid}
@@ -180,6 +190,7 @@ def test_dask_local_cluster_matches_local_run(tmp_path, solver, grid):
     assert summary.warmup_seconds > 0  # waiting for the cluster is reported
     assert 0 < summary.solve_seconds < summary.seconds - summary.warmup_seconds
     assert summary.workers == 2
+    assert processes == [1, 1]
     _assert_same(datagen.load(local), datagen.load(dist), exact=True)
     _check_dataset(dist, 8, grid=grid)
 
