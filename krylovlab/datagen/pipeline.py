@@ -217,10 +217,15 @@ def run_shard(family_config: dict, seed: int, indices, solver: str, rtol: float,
     to the caller (a local run writes it on another thread, `_solve_locally`).
     """
     with single_threaded():
-        arrays = _run_shard(family_config, seed, indices, solver, rtol, target, reference_index, samples)
+        arrays = _run_shard(family_config, seed, indices, solver, rtol, reference_index, samples)
     if write:
-        storage.write_npz(Path(target), arrays, sync=False)  # trusted only once read back whole (`_shard_ok`)
+        _write_shard(target, arrays)
     return (target, arrays) if with_arrays else target
+
+
+def _write_shard(target, arrays) -> None:
+    """The shard file, written atomically but not flushed: it is trusted only once read back whole (`_shard_ok`)."""
+    storage.write_npz(Path(target), arrays, sync=False)
 
 
 _BLAS_LOCK = threading.Lock()
@@ -281,7 +286,7 @@ def _reference(fam, seed, index):
     return key, lambda: fam.assemble(fam.sample(sample_rng(seed, index)))[0]
 
 
-def _run_shard(family_config, seed, indices, solver, rtol, target, reference_index=None, samples=None):
+def _run_shard(family_config, seed, indices, solver, rtol, reference_index=None, samples=None):
     """Solve the shard; returns its arrays."""
     fam = _family(family_config)
     strat = strategies.make(solver, fam, rtol, _reference(fam, seed, reference_index))
@@ -652,7 +657,7 @@ def _solve_locally(args, plan, rtol, shard_files, todo, reference_index, drawn, 
     A run stopped by an error or Ctrl-C still stores the shards it solved.
     """
     def store(k, arrays):
-        storage.write_npz(shard_files[k], arrays, sync=False)  # trusted only once read back whole (`_shard_ok`)
+        _write_shard(shard_files[k], arrays)
         merge.add(shard_files[k], arrays=arrays)  # what was just written: no need to read it back
 
     pending = []
