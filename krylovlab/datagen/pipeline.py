@@ -252,12 +252,15 @@ def single_threaded():
     and could leave the process at one BLAS thread.)
     """
     import numba
-    from threadpoolctl import threadpool_limits
+
+    from ..krylov._threads import controller
 
     previous = numba.get_num_threads()
     with _BLAS_LOCK:
         if _BLAS_STATE["users"] == 0:
-            limiter = threadpool_limits(1)
+            # through the process's controller: a new one (`threadpool_limits`) scans the loaded libraries
+            # again, 1-3 ms for every shard
+            limiter = controller().limit(limits=1)
             limiter.__enter__()
             _BLAS_STATE["limiter"] = limiter
         _BLAS_STATE["users"] += 1

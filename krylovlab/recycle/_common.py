@@ -3,9 +3,7 @@ state handling (pickling, backups of learned state)."""
 
 from __future__ import annotations
 
-import contextlib
-
-_CONTROLLER = None
+from ..krylov._threads import single_blas_thread
 
 
 def blas_single_thread():
@@ -17,15 +15,7 @@ def blas_single_thread():
     recycled methods (QR, eigenproblems, least squares) gains nothing from
     threads anyway.
     """
-    global _CONTROLLER
-    try:
-        if _CONTROLLER is None:
-            from threadpoolctl import ThreadpoolController
-
-            _CONTROLLER = ThreadpoolController()
-        return _CONTROLLER.limit(limits=1, user_api="blas")
-    except Exception:  # threadpoolctl missing or unable to inspect: run unlimited
-        return contextlib.nullcontext()
+    return single_blas_thread()
 
 
 def check_dim(value, name: str, minimum: int) -> int:

@@ -536,6 +536,27 @@ def test_shards_at_the_same_time_take_hierarchies_of_the_reference():
     strategies.clear_shared()
 
 
+def test_single_threaded_limits_blas_and_numba():
+    """Inside `single_threaded` every BLAS pool and numba run one thread; the settings come back after."""
+    import numba
+    from threadpoolctl import threadpool_info
+
+    from krylovlab.datagen.pipeline import single_threaded
+
+    def blas():
+        return [pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"]
+
+    before, numba_before = blas(), numba.get_num_threads()
+    assert before  # numpy's BLAS at least
+    with single_threaded():
+        assert set(blas()) == {1}
+        assert numba.get_num_threads() == 1
+        with single_threaded():  # nested (a worker thread inside the driver's block): still one
+            assert set(blas()) == {1}
+        assert set(blas()) == {1}
+    assert blas() == before and numba.get_num_threads() == numba_before
+
+
 def test_single_threaded_restores_blas_across_threads(monkeypatch):
     """Worker threads enter and leave `single_threaded` interleaved (A in, B in, A out, B out).  With a
     process-wide BLAS setting (a stand-in here: how OpenBLAS's setting looks from other threads varies by
@@ -543,13 +564,12 @@ def test_single_threaded_restores_blas_across_threads(monkeypatch):
     after the last leaves.  Each thread restoring what it saw on entry would leave B's view: one thread."""
     import threading
 
-    import threadpoolctl
-
     from krylovlab.datagen.pipeline import single_threaded
+    from krylovlab.krylov import _threads
 
     setting = {"threads": 4}
 
-    class ProcessWideLimit:  # threadpool_limits' context protocol over one process-wide number
+    class ProcessWideLimit:  # a limiter's context protocol over one process-wide number
         def __init__(self, limits=None, user_api=None):
             self.limits = limits
 
@@ -561,7 +581,11 @@ def test_single_threaded_restores_blas_across_threads(monkeypatch):
         def __exit__(self, *exc):
             setting["threads"] = self.saved
 
-    monkeypatch.setattr(threadpoolctl, "threadpool_limits", ProcessWideLimit)
+    class Controller:  # stands in for the process's `threadpoolctl.ThreadpoolController`
+        def limit(self, limits=None, user_api=None):
+            return ProcessWideLimit(limits, user_api)
+
+    monkeypatch.setattr(_threads, "_controller", Controller())
     a_in, b_in, a_out = threading.Event(), threading.Event(), threading.Event()
     seen = {}
 
