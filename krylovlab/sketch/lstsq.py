@@ -592,7 +592,10 @@ def _lstsq(op, b, m, n, sketch, sketch_size, mode, solver, damp, atol, btol, ite
         SA = op.matrix.toarray() if op.kind == "csr" else op.dense
         Sb = b
     else:
-        SA = S @ op.matrix  # S A (row-major, d × n)
+        # an unchecked A is scanned through S A just below; an Inf in it makes inf − inf there, which numpy
+        # would warn about ("invalid value encountered in matmul") right before the clear error
+        with np.errstate(invalid="ignore") if not op.checked else contextlib.nullcontext():
+            SA = S @ op.matrix  # S A (row-major, d × n)
         Sb = S @ b
     if not op.checked and (S is None or not cpu.all_finite(SA.ravel())):
         op.check_finite()  # raises for NaN/Inf in A; a finite A whose sketch overflowed goes on as before
