@@ -1,21 +1,7 @@
-"""Shared helpers of the recycled Krylov solvers: BLAS thread limiting and
-state handling (pickling, backups of learned state)."""
+"""Shared helpers of the recycled Krylov solvers: argument checks and state
+handling (pickling, backups of learned state)."""
 
 from __future__ import annotations
-
-from ..krylov._threads import single_blas_thread
-
-
-def blas_single_thread():
-    """Context manager limiting BLAS to one thread for the duration of a solve.
-
-    numpy and scipy each load their own OpenBLAS; with two spinning thread
-    pools on two cores, alternating their calls is orders of magnitude
-    slower (see the performance baseline).  The small dense work of the
-    recycled methods (QR, eigenproblems, least squares) gains nothing from
-    threads anyway.
-    """
-    return single_blas_thread()
 
 
 def check_dim(value, name: str, minimum: int) -> int:

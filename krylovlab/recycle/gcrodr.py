@@ -69,7 +69,8 @@ from .._result import Status
 from ..backend import get_backend
 from .._solver import Outcome, Problem, Solver
 from ..kernels import cpu
-from ._common import blas_single_thread, check_dim, check_space
+from ..krylov._threads import single_blas_thread
+from ._common import check_dim, check_space
 
 __all__ = ["GCRODR", "GMRESDR", "gcrodr"]
 
@@ -278,7 +279,9 @@ class GCRODR(Solver):
                 and self.A is not None and self._last_x.shape[0] == self.A.n:
             x0 = self._last_x
         backup = (self._U, self._C, self._ritz, self._C_valid)
-        with blas_single_thread():
+        # BLAS at one thread: the small dense work (QR, eigenproblems, least squares) gains nothing from
+        # threads, and numpy's and scipy's two spinning pools on two cores slow it by orders of magnitude
+        with single_blas_thread():
             result = super().solve(b, x0)
         if result.converged:
             self._last_x = result.x.copy()

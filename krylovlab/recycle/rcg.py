@@ -55,7 +55,8 @@ import scipy.linalg as sla
 from .._result import Status
 from .._solver import Outcome, Problem, Solver
 from ..kernels import cpu
-from ._common import blas_single_thread, check_dim, check_space
+from ..krylov._threads import single_blas_thread
+from ._common import check_dim, check_space
 
 __all__ = ["RCG"]
 
@@ -226,7 +227,9 @@ class RCG(Solver):
                 and self.A is not None and self._last_x.shape[0] == self.A.n:
             x0 = self._last_x
         backup = (self._W, self._AW, self._ritz, self._AW_valid, self._learned)
-        with blas_single_thread():
+        # BLAS at one thread: the small dense work (QR, eigenproblems, least squares) gains nothing from
+        # threads, and numpy's and scipy's two spinning pools on two cores slow it by orders of magnitude
+        with single_blas_thread():
             result = super().solve(b, x0)
         if result.converged:
             self._last_x = np.array(result.x, copy=True)
